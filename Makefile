@@ -1,0 +1,49 @@
+# Two commands do everything: `make book` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: all book test unit nbval lab bench check-book clean distclean
+
+all: test book
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+## venv: create .venv with the pinned packages and course_lib (editable)
+venv: $(STAMP)
+
+## book: build the static book into _build/html, executing every notebook
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --path-output .
+	@echo "Open the book: $(CURDIR)/_build/html/index.html"
+
+## test: unit tests, then the stored notebook outputs compared cell by cell (nbval)
+test: unit nbval
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest -q --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
+
+## lab: open the lessons in JupyterLab from the same .venv
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+## bench: speed goals, printed as ratios against baselines measured in the same run
+bench: $(STAMP)
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf _build
+
+distclean: clean
+	rm -rf $(VENV)

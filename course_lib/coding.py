@@ -1,0 +1,90 @@
+"""Box coding: boxes as offsets from anchors, and back.
+
+Faster R-CNN coding (Girshick et al.), for anchor (xa, ya, wa, ha) and box (x, y, w, h) in centre
+form: tx = (x - xa) / wa, ty = (y - ya) / ha, tw = log(w / wa), th = log(h / ha), each multiplied
+by a weight (torchvision's BoxCoder convention; 1, 1, 1, 1 for the RPN).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._arrays import as_float, check_boxes, to_torch
+
+__all__ = ["encode", "decode", "tanh_decode", "DEFAULT_CLAMP"]
+
+# torchvision's bbox_xform_clip: a box may grow at most 1000/16 times its anchor per side.
+DEFAULT_CLAMP = math.log(1000.0 / 16)
+
+
+def _centre_form(t: torch.Tensor, fmt: str) -> tuple[torch.Tensor, ...]:
+    """(first-axis centre, second-axis centre, first size, second size) of xyxy or yxyx boxes."""
+    if fmt not in ("xyxy", "yxyx"):
+        raise ValueError(f"fmt must be 'xyxy' or 'yxyx', got {fmt!r}")
+    s0 = t[..., 2] - t[..., 0]
+    s1 = t[..., 3] - t[..., 1]
+    return t[..., 0] + 0.5 * s0, t[..., 1] + 0.5 * s1, s0, s1
+
+
+def encode(boxes, anchors, weights=(1.0, 1.0, 1.0, 1.0), fmt: str = "xyxy"):
+    """Offsets that move each anchor onto its box.
+
+    boxes, anchors: (N, 4), both `fmt` ('xyxy' or 'yxyx'), pixels, positive sizes.
+    Returns (N, 4) deltas: (tx, ty, tw, th) for 'xyxy', (ty, tx, th, tw) for 'yxyx', times weights.
+    """
+    b, back = to_torch(boxes, "boxes")
+    a, _ = to_torch(anchors, "anchors")
+    b, a = check_boxes(b, "boxes", fmt), check_boxes(a, "anchors", fmt)
+    if b.shape != a.shape:
+        raise ValueError(f"boxes and anchors must have the same shape (N, 4), got {tuple(b.shape)} and {tuple(a.shape)}")
+    a = a.to(b.dtype)
+    bc0, bc1, bs0, bs1 = _centre_form(b, fmt)
+    ac0, ac1, as0, as1 = _centre_form(a, fmt)
+    if b.numel() and ((as0 <= 0) | (as1 <= 0)).any():
+        raise ValueError("anchors must have positive width and height")
+    w = torch.as_tensor(weights, dtype=b.dtype, device=b.device)
+    d = torch.stack([(bc0 - ac0) / as0, (bc1 - ac1) / as1, torch.log(bs0 / as0), torch.log(bs1 / as1)], dim=-1)
+    return back(d * w)
+
+
+def decode(deltas, anchors, weights=(1.0, 1.0, 1.0, 1.0), clamp: float | None = None, fmt: str = "xyxy"):
+    """Boxes from anchors and offsets: the inverse of `encode`.
+
+    deltas: (N, 4) as returned by encode for `fmt`; anchors: (N, 4) `fmt` pixels.
+    clamp: if given, the log-size offsets are clamped to at most this (e.g. DEFAULT_CLAMP) so that
+    an untrained network cannot produce overflowing boxes. Returns (N, 4) boxes in `fmt`, pixels.
+    """
+    d, back = to_torch(deltas, "deltas")
+    a, _ = to_torch(anchors, "anchors")
+    d = as_float(d)
+    a = check_boxes(a, "anchors", fmt).to(d.dtype)
+    if d.shape != a.shape:
+        raise ValueError(f"deltas and anchors must have the same shape (N, 4), got {tuple(d.shape)} and {tuple(a.shape)}")
+    d = d / torch.as_tensor(weights, dtype=d.dtype, device=d.device)
+    ac0, ac1, as0, as1 = _centre_form(a, fmt)
+    t0, t1, t2, t3 = d.unbind(-1)
+    if clamp is not None:
+        t2, t3 = t2.clamp(max=clamp), t3.clamp(max=clamp)
+    c0, c1 = ac0 + t0 * as0, ac1 + t1 * as1
+    s0, s1 = as0 * torch.exp(t2), as1 * torch.exp(t3)
+    return back(torch.stack([c0 - 0.5 * s0, c1 - 0.5 * s1, c0 + 0.5 * s0, c1 + 0.5 * s1], dim=-1))
+
+
+def tanh_decode(activations, anchors):
+    """Bounded decoding of raw activations relative to anchors (the fastai SSD convention).
+
+    activations: (..., N, 4) raw network outputs; anchors: (N, 4) `cxcywh`, normalised.
+    tanh squashes each activation to (-1, 1): the centre moves by at most half the anchor's width
+    and height, and the size is scaled by a factor in (0.5, 1.5). Returns (..., N, 4) `xyxy`,
+    normalised (the unit of the anchors). Differentiable (torch in -> torch out).
+    """
+    t, back = to_torch(activations, "activations")
+    a, _ = to_torch(anchors, "anchors")
+    a = check_boxes(a, "anchors", "cxcywh").to(t.dtype)
+    if t.shape[-2:] != a.shape:
+        raise ValueError(f"activations must end in (N, 4) = {tuple(a.shape)}, got {tuple(t.shape)}")
+    s = torch.tanh(t)
+    centre = a[:, :2] + s[..., :2] / 2 * a[:, 2:]
+    size = (s[..., 2:] / 2 + 1) * a[:, 2:]
+    return back(torch.cat([centre - size / 2, centre + size / 2], dim=-1))

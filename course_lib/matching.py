@@ -1,0 +1,111 @@
+"""Which anchor learns which object: SSD matching, Faster R-CNN labelling, balanced sampling.
+
+All functions take an IoU matrix `overlaps` of shape (G, A): ground-truth objects x anchors,
+as returned by box_iou(gt_boxes, anchors).
+"""
+from __future__ import annotations
+
+import torch
+
+from ._arrays import to_torch
+
+__all__ = ["FORCED", "ssd_match", "label_anchors", "sample_labels"]
+
+# The overlap written onto an anchor that is some object's best match. Any value above 1 works:
+# no real IoU can beat it, so no threshold can drop the match.
+FORCED = 1.99
+
+
+def _check_overlaps(t: torch.Tensor) -> torch.Tensor:
+    if t.ndim != 2:
+        raise ValueError(f"overlaps must have shape (G, A) = (objects, anchors), got {tuple(t.shape)}")
+    if t.numel() and not torch.isfinite(t).all():
+        raise ValueError("overlaps contains NaN or infinite values")
+    return t.float() if not t.is_floating_point() else t
+
+
+def _force_best(overlaps: torch.Tensor, gt_idx: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """Point each object's best anchor (`best`, (G,)) at that object; when two objects share a best
+    anchor the later object wins, as in a loop over objects."""
+    G = overlaps.shape[0]
+    owner = torch.full_like(gt_idx, -1).scatter_reduce(0, best, torch.arange(G, device=best.device), "amax")
+    return torch.where(owner >= 0, owner, gt_idx)
+
+
+def ssd_match(overlaps, threshold: float = 0.5):
+    """SSD / fastai matching: every object gets its best anchor, then any anchor above threshold.
+
+    overlaps: (G, A) IoU of objects x anchors. Step 1: each anchor takes the object it overlaps
+    most (`overlaps.max(0)`). Step 2: each object's best anchor (`overlaps.max(1)`) is forced onto
+    that object with overlap FORCED (1.99), so that no object is left without an anchor.
+    Returns (gt_idx, overlap, positive), each (A,): the matched object index (-1 if G == 0),
+    the overlap after forcing, and overlap > threshold.
+    """
+    t, back = to_torch(overlaps, "overlaps")
+    t = _check_overlaps(t)
+    G, A = t.shape
+    if G == 0:
+        empty = torch.zeros(A, dtype=t.dtype, device=t.device)
+        return back(torch.full((A,), -1, dtype=torch.int64, device=t.device)), back(empty), back(empty > 0)
+    overlap, gt_idx = t.max(0)
+    best = t.argmax(1)
+    gt_idx = _force_best(t, gt_idx, best)
+    overlap = overlap.clone()
+    overlap[best] = FORCED
+    return back(gt_idx), back(overlap), back(overlap > threshold)
+
+
+def label_anchors(overlaps, pos_threshold: float = 0.7, neg_threshold: float = 0.3):
+    """Faster R-CNN's RPN labels: 1 object, 0 background, -1 ignored.
+
+    overlaps: (G, A) IoU of objects x anchors (pass only the anchors inside the image).
+    Rules, in this order: an anchor whose best IoU is < neg_threshold is 0; an anchor whose best
+    IoU is >= pos_threshold is 1; for each object, every anchor tied at that object's highest IoU
+    is 1 (ties included, so that an object with no anchor above the threshold still gets one;
+    an object that overlaps no anchor at all gets none). Everything else is -1.
+    Returns (labels, gt_idx), each (A,) int64: the label, and the best object per anchor
+    (-1 if G == 0).
+    """
+    t, back = to_torch(overlaps, "overlaps")
+    t = _check_overlaps(t)
+    G, A = t.shape
+    labels = torch.full((A,), -1, dtype=torch.int64, device=t.device)
+    if G == 0:
+        return back(labels.zero_()), back(torch.full((A,), -1, dtype=torch.int64, device=t.device))
+    if A == 0:
+        return back(labels), back(labels.clone())
+    best_iou, gt_idx = t.max(0)
+    labels[best_iou < neg_threshold] = 0
+    labels[best_iou >= pos_threshold] = 1
+    per_gt_best = t.max(1, keepdim=True).values
+    is_best = ((t == per_gt_best) & (per_gt_best > 0)).any(0)
+    labels[is_best] = 1
+    return back(labels), back(gt_idx)
+
+
+def sample_labels(labels, num: int = 256, pos_fraction: float = 0.5, generator: torch.Generator | int | None = None):
+    """Keep a random, balanced subset of labelled examples; the rest become -1 (ignored).
+
+    labels: (A,) int with 1 positive, 0 negative, -1 ignored. At most num * pos_fraction positives
+    are kept, and negatives fill the rest up to `num`. generator: a torch.Generator or an int seed
+    (None uses torch's global generator). Returns (A,) labels of the input type; input untouched.
+    """
+    t, back = to_torch(labels, "labels")
+    if t.ndim != 1:
+        raise ValueError(f"labels must have shape (A,), got {tuple(t.shape)}")
+    if not 0 <= pos_fraction <= 1 or num < 0:
+        raise ValueError(f"need num >= 0 and 0 <= pos_fraction <= 1, got num={num}, pos_fraction={pos_fraction}")
+    if isinstance(generator, int):
+        generator = torch.Generator().manual_seed(generator)
+    out = t.clone()
+    pos = (t == 1).nonzero().flatten()
+    n_pos = min(int(num * pos_fraction), pos.numel())
+    if pos.numel() > n_pos:
+        drop = pos[torch.randperm(pos.numel(), generator=generator)[n_pos:].to(pos.device)]
+        out[drop] = -1
+    neg = (t == 0).nonzero().flatten()
+    n_neg = num - n_pos
+    if neg.numel() > n_neg:
+        drop = neg[torch.randperm(neg.numel(), generator=generator)[n_neg:].to(neg.device)]
+        out[drop] = -1
+    return back(out)

@@ -1,0 +1,102 @@
+"""What the setup cell of every lesson calls: seeds, device and profile.
+
+The profile is ``quick`` (offline, CPU: embedded data, small models from scratch) or ``full``
+(online, GPU: real data sets and pretrained weights). It is read from the environment variable
+``COURSE_PROFILE``; when that is unset the course runs ``quick`` unless a GPU is present and the
+network is reachable.
+"""
+from __future__ import annotations
+
+import os
+import random
+import socket
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "full")
+# A host the `full` profile downloads from; reaching it is what "online" means here.
+ONLINE_PROBE = ("download.pytorch.org", 443)
+
+
+class OfflineError(RuntimeError):
+    """Raised when the `full` profile is asked for without a network connection."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a lesson needs to know about where it runs.
+
+    profile: "quick" or "full"; device: a torch.device; seed: the seed everything was set with.
+    """
+
+    profile: str
+    device: torch.device
+    seed: int
+
+    def __str__(self) -> str:
+        return f"profile={self.profile} device={self.device.type} seed={self.seed}"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and make torch pick deterministic kernels where it can."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def is_online(host: tuple[str, int] = ONLINE_PROBE, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to `host` opens within `timeout` seconds (never hangs longer)."""
+    try:
+        with socket.create_connection(host, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_online(what: str) -> None:
+    """Stop at once, with a message that says what to do, when `what` cannot be downloaded."""
+    if not is_online():
+        raise OfflineError(
+            f"The 'full' profile needs the internet to download {what}, and no connection could be "
+            "opened. Run with COURSE_PROFILE=quick (the default offline) to use the embedded data, "
+            "or connect this machine (on Colab: Runtime > Change runtime type > GPU)."
+        )
+
+
+def choose_profile(requested: str | None = None) -> str:
+    """The profile to run: `requested`, else $COURSE_PROFILE, else full on an online GPU, else quick."""
+    name = requested or os.environ.get("COURSE_PROFILE", "").strip().lower() or None
+    if name is None:
+        return "full" if torch.cuda.is_available() and is_online() else "quick"
+    if name not in PROFILES:
+        raise ValueError(f"COURSE_PROFILE must be one of {PROFILES}, got {name!r}")
+    if name == "full":
+        require_online("the real data sets and pretrained weights")
+    return name
+
+
+def setup(seed: int = 0, profile: str | None = None) -> Context:
+    """Seed everything, pick the device (the GPU when present) and the profile; return a Context."""
+    seed_everything(seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return Context(profile=choose_profile(profile), device=device, seed=seed)
+
+
+def progress(iterable=None, **kwargs):
+    """A text progress bar (tqdm) that reads the same in Jupyter, a terminal and the built book.
+
+    Writes to stdout and refreshes at most every 2 s, so stored outputs stay short. Cells that show
+    one start with `# NBVAL_IGNORE_OUTPUT`: the bar carries timings.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    kwargs.setdefault("file", sys.stdout)
+    kwargs.setdefault("mininterval", 2.0)
+    kwargs.setdefault("ncols", 80)
+    return tqdm(iterable, **kwargs)

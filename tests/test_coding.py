@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torchvision.models.detection._utils import BoxCoder
+
+from course_lib.boxes import box_convert
+from course_lib.coding import DEFAULT_CLAMP, decode, encode, tanh_decode
+from conftest import random_boxes
+
+
+def test_encode_decode_match_torchvision_boxcoder(rng):
+    boxes, anchors = torch.tensor(random_boxes(rng, 40)), torch.tensor(random_boxes(rng, 40))
+    coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    ref = coder.encode_single(boxes, anchors)
+    torch.testing.assert_close(encode(boxes, anchors), ref)
+    torch.testing.assert_close(decode(ref, anchors, clamp=DEFAULT_CLAMP), coder.decode_single(ref, anchors))
+    w = (10.0, 10.0, 5.0, 5.0)
+    torch.testing.assert_close(encode(boxes, anchors, weights=w), BoxCoder(w).encode_single(boxes, anchors))
+
+
+def test_yxyx_is_the_same_coding_with_axes_swapped(rng):
+    b, a = random_boxes(rng, 10), random_boxes(rng, 10)
+    d_xy = encode(b, a)
+    d_yx = encode(box_convert(b, "xyxy", "yxyx"), box_convert(a, "xyxy", "yxyx"), fmt="yxyx")
+    np.testing.assert_allclose(d_yx, d_xy[:, [1, 0, 3, 2]])
+
+
+def test_clamp_limits_growth():
+    a = np.array([[0, 0, 10, 10.0]])
+    out = decode(np.array([[0, 0, 50, 50.0]]), a, clamp=DEFAULT_CLAMP)
+    np.testing.assert_allclose(out[0, 2] - out[0, 0], 10 * 1000 / 16)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["xyxy", "yxyx"]))
+def test_round_trip(seed, fmt):
+    rng = np.random.default_rng(seed)
+    b, a = random_boxes(rng, 6), random_boxes(rng, 6)
+    np.testing.assert_allclose(decode(encode(b, a, fmt=fmt), a, fmt=fmt), b, rtol=1e-9, atol=1e-9)
+
+
+def test_tanh_decode_bounds():
+    anchors = torch.tensor([[0.5, 0.5, 0.2, 0.4]])
+    big = tanh_decode(torch.full((1, 4), 50.0), anchors)
+    torch.testing.assert_close(big, torch.tensor([[0.45, 0.4, 0.75, 1.0]]))
+    zero = tanh_decode(torch.zeros(2, 1, 4), anchors)
+    torch.testing.assert_close(zero[0], box_convert(anchors, "cxcywh", "xyxy"))
+
+
+def test_bad_coding_input():
+    with pytest.raises(ValueError, match="same shape"):
+        encode(np.zeros((2, 4)) + [0, 0, 1, 1], np.zeros((3, 4)) + [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="positive width"):
+        encode(np.array([[0, 0, 1, 1.0]]), np.array([[0, 0, 0, 1.0]]))
+    with pytest.raises(ValueError, match="fmt"):
+        encode(np.array([[0, 0, 1, 1.0]]), np.array([[0, 0, 1, 1.0]]), fmt="xywh")
