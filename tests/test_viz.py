@@ -1,0 +1,99 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+
+from course_lib import viz  # noqa: E402
+
+BOXES = np.array([[2.0, 3.0, 20.0, 30.0], [10.0, 0.0, 40.0, 12.0], [30.0, 25.0, 39.0, 39.0]])
+
+
+@pytest.fixture
+def ax():
+    fig, ax = plt.subplots()
+    viz.show_image(ax, np.zeros((40, 40, 3), np.uint8))
+    yield ax
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_draw_boxes_counts(ax, as_torch):
+    conv = torch.from_numpy if as_torch else np.asarray
+    patches = viz.draw_boxes(ax, conv(BOXES), labels=conv(np.array([0, 1, 2])),
+                             scores=conv(np.array([0.9, 0.5, 0.123])), class_names=("a", "b", "c"))
+    assert len(patches) == 3 and len(ax.patches) == 3 and len(ax.texts) == 3
+    assert [t.get_text() for t in ax.texts] == ["a 0.90", "b 0.50", "c 0.12"]
+    assert patches[0].get_width() == pytest.approx(18) and patches[0].get_xy() == pytest.approx((2, 3))
+    assert patches[0].get_path_effects()  # the dark outline
+    ax.figure.canvas.draw()
+
+
+def test_draw_boxes_without_labels_and_other_formats(ax):
+    viz.draw_boxes(ax, BOXES)
+    assert len(ax.patches) == 3 and len(ax.texts) == 0
+    cxcywh = np.array([[11.0, 16.5, 18.0, 27.0]])
+    (p,) = viz.draw_boxes(ax, cxcywh, fmt="cxcywh", color="red")
+    assert p.get_xy() == pytest.approx((2, 3)) and p.get_height() == pytest.approx(27)
+    viz.draw_boxes(ax, np.zeros((0, 4)))
+    assert len(ax.patches) == 4
+    viz.draw_boxes(ax, BOXES[:1], scores=[0.5])
+    assert ax.texts[-1].get_text() == "0.50"
+    ax.figure.canvas.draw()
+
+
+def test_labels_stay_inside_the_image(ax):
+    viz.draw_boxes(ax, np.array([[35.0, 0.0, 40.0, 5.0]]), labels=[0], class_names=("a_long_class_name",))
+    (text,) = ax.texts
+    assert text.get_position()[0] < 35 and text.get_va() == "top"
+
+
+def test_draw_boxes_bad_input(ax):
+    with pytest.raises(ValueError, match="labels"):
+        viz.draw_boxes(ax, BOXES, labels=[0, 1])
+    with pytest.raises(ValueError):
+        viz.draw_boxes(ax, BOXES, fmt="xyz")
+
+
+def test_palette_is_fixed():
+    assert viz.class_color(0) == viz.class_color(len(viz.PALETTE)) and viz.class_color(0) != viz.class_color(1)
+
+
+def test_show_image_accepts_numpy_and_chw_tensor():
+    fig, (a, b, c) = plt.subplots(1, 3)
+    viz.show_image(a, np.zeros((8, 9, 3), np.uint8))
+    viz.show_image(b, torch.rand(3, 8, 9))
+    viz.show_image(c, torch.rand(1, 8, 9))
+    assert b.get_images()[0].get_array().shape == (8, 9, 3) and not b.axison
+    assert c.get_images()[0].get_array().shape == (8, 9)
+    with pytest.raises(ValueError, match="image"):
+        viz.show_image(a, np.zeros((8, 9, 4)))
+    plt.close(fig)
+
+
+def test_show_grid():
+    images = [np.zeros((32, 32, 3), np.uint8), torch.rand(3, 32, 32), np.ones((32, 32, 3), np.uint8)]
+    boxes = [BOXES[:2] / 2, torch.tensor([[1.0, 1.0, 5.0, 5.0]]), np.zeros((0, 4))]
+    labels = [np.array([0, 1]), torch.tensor([1]), np.zeros(0, np.int64)]
+    fig = viz.show_grid(images, boxes, labels, class_names=("a", "b"), ncols=2, titles=["x", "y", "z"])
+    axes = fig.axes
+    assert len(axes) == 4
+    assert [len(ax.patches) for ax in axes] == [2, 1, 0, 0]
+    assert [len(ax.texts) for ax in axes] == [2, 1, 0, 0]
+    assert axes[1].get_title() == "y" and not axes[3].axison
+    fig.canvas.draw()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="boxes"):
+        viz.show_grid(images, boxes[:2])
+
+
+def test_show_anchors(ax):
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 25.0, 15.0]])
+    coll = viz.show_anchors(ax, anchors)
+    assert isinstance(coll, PolyCollection) and len(coll.get_paths()) == 2
+    np.testing.assert_allclose(coll.get_paths()[1].vertices[:4], [[5, 5], [25, 5], [25, 15], [5, 15]])
+    ax.figure.canvas.draw()
