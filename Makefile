@@ -42,6 +42,14 @@ lab: $(STAMP)
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+## check-book: open every page of the built book in headless Chromium, offline (screenshots in _build/screens)
+check-book: $(STAMP)
+	@test -f _build/html/index.html || $(MAKE) book
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "check-book: Chromium is missing; install it (Debian: sudo apt-get install -y chromium)" >&2; exit 2; fi; }
+	$(BIN)/python tests/browser/check_book.py --book . --html _build/html --screens _build/screens
+
 clean:
 	rm -rf _build
 
