@@ -1,0 +1,53 @@
+"""torchvision Faster R-CNN builders: the tiny model, the predictor swap, profiles, offline `full`."""
+import pytest
+import torch
+
+from course_lib import notebook
+from course_lib.models import tv_detector as tvd
+
+
+def test_tiny_model_trains_and_predicts():
+    torch.manual_seed(0)
+    model = tvd.tiny_fasterrcnn(4, image_size=64, width=32)
+    images = [torch.rand(3, 64, 64), torch.rand(3, 64, 64)]
+    targets = [dict(boxes=torch.tensor([[5.0, 6, 30, 40]]), labels=torch.tensor([2])),
+               dict(boxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64))]
+    losses = model(images, targets)
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert len(out) == 2 and out[0]["boxes"].shape[1] == 4
+    assert all(((o["labels"] >= 1) & (o["labels"] <= 3)).all() for o in out)
+
+
+def test_replace_predictor_keeps_the_rest():
+    model = tvd.tiny_fasterrcnn(7, image_size=64, width=32)
+    before = {k: v.clone() for k, v in model.state_dict().items() if "box_predictor" not in k}
+    tvd.replace_predictor(model, 4)
+    p = model.roi_heads.box_predictor
+    assert p.cls_score.out_features == 4 and p.bbox_pred.out_features == 16
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match="num_classes"):
+        tvd.replace_predictor(model, 1)
+
+
+def test_bad_head_and_backbone():
+    with pytest.raises(ValueError, match="head"):
+        tvd.tiny_fasterrcnn(3, head="transformer")
+    with pytest.raises(ValueError, match="backbone"):
+        tvd.build_detector(tvd.DetectorProfile("x", "vgg", "shapes", 64, 8, 2, 1, 1, 1, 1, 1, 1, 0.1), 3)
+
+
+def test_profiles_and_cache_key():
+    assert tvd.PROFILES["quick"].backbone == "tiny" and tvd.PROFILES["full"].backbone == "resnet50_fpn"
+    assert tvd.FULL.n_target - tvd.FULL.n_test == 120 and tvd.FULL.n_test == 50
+    assert tvd.QUICK.key() == tvd.QUICK.key() and tvd.QUICK.key() != tvd.FULL.key()
+
+
+def test_full_offline_fails_fast(monkeypatch):
+    monkeypatch.setattr(notebook, "is_online", lambda *a, **k: False)
+    with pytest.raises(notebook.OfflineError, match="COCO weights"):
+        tvd.build_detector(tvd.FULL, 2)
