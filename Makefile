@@ -39,7 +39,7 @@ lab: $(STAMP)
 
 ## bench: speed goals, printed as ratios against baselines measured in the same run
 bench: $(STAMP)
-	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 ## check-book: open every page of the built book in headless Chromium, offline (screenshots in _build/screens)
 check-book: $(STAMP)

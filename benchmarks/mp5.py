@@ -14,22 +14,12 @@ OMP_NUM_THREADS=1 there for stable figures.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from course_lib import mp5
 
-
-def best_time(fn, repeat: int) -> float:
-    """The fastest of `repeat` runs, in seconds (the least disturbed by other work)."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from _timing import best_time  # benchmarks/ is on sys.path when a script runs
 
 
 def train_step(X, Y, W1, W2, lr: float = 1e-3):

@@ -9,7 +9,6 @@ slice of the pairs and scaled up, because the full loop over 450,000 pairs takes
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -18,23 +17,14 @@ import torchvision.ops as tvops
 from course_lib.boxes import box_iou
 from course_lib.nms import nms
 
+from _timing import best_time  # benchmarks/ is on sys.path when a script runs
+
 
 def random_boxes(n: int, size: float, gen: np.random.Generator) -> np.ndarray:
     """(n, 4) float32 `xyxy` pixel boxes inside a size x size image."""
     xy = gen.uniform(0, size * 0.9, (n, 2))
     wh = gen.uniform(8, size * 0.3, (n, 2))
     return np.concatenate([xy, np.minimum(xy + wh, size)], 1).astype(np.float32)
-
-
-def best_time(fn, repeat: int) -> float:
-    """The fastest of `repeat` runs, in seconds (the least disturbed by other work)."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def iou_pair(a, b) -> float:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..anchors import anchor_base, grid_anchors
+from .normalize import ImageNetNormalize
 from .proposals import ProposalConfig, ProposalLayer, sample_rois
 from .roi_head import FastRCNNHead, RoIPool, detect_boxes, roi_loss
 from .rpn import RPNHead, anchor_targets, rpn_loss
@@ -119,18 +120,6 @@ def small_backbone(widths=(32, 64, 128), out_channels: int | None = None, in_cha
     return nn.Sequential(*layers)
 
 
-class _ImageNetNormalize(nn.Module):
-    """(B, 3, H, W) RGB in [0, 1] -> standardised with ImageNet's mean and std, as VGG16 was trained."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
-
-
 def vgg16_backbone(pretrained: bool = True) -> tuple[nn.Sequential, nn.Sequential]:
     """VGG16 (Simonyan & Zisserman, 2015) cut before its 5th pool, with ImageNet weights.
 
@@ -156,7 +145,7 @@ def vgg16_backbone(pretrained: bool = True) -> tuple[nn.Sequential, nn.Sequentia
     for p in features[:10].parameters():
         p.requires_grad_(False)
     fc = nn.Sequential(vgg.classifier[0], nn.ReLU(inplace=True), vgg.classifier[3], nn.ReLU(inplace=True))
-    return nn.Sequential(_ImageNetNormalize(), features), fc
+    return nn.Sequential(ImageNetNormalize(), features), fc
 
 
 def canonical_backbone(kind: str = "small") -> BackboneAdapter:

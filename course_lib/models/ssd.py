@@ -13,6 +13,7 @@ from torch import nn
 
 from ..anchors import grid_anchors_normalized
 from ..boxes import box_convert
+from .normalize import ImageNetNormalize
 
 __all__ = ["conv_block", "OutputBlock", "SingleGridHead", "MultiScaleHead", "DenseHead", "Detector",
            "small_backbone", "resnet34_backbone", "make_backbone", "ssd_anchors", "MULTI_SCALE"]
@@ -139,19 +140,9 @@ def resnet34_backbone() -> nn.Sequential:
 
     require_online("the ImageNet weights of ResNet-34")
     body = resnet34(weights=ResNet34_Weights.IMAGENET1K_V1)
-    net = nn.Sequential(_ImageNetNorm(), *list(body.children())[:-2])
+    net = nn.Sequential(ImageNetNormalize(), *list(body.children())[:-2])
     net.out_channels = 512
     return net
-
-
-class _ImageNetNorm(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
 
 
 def make_backbone(name: str) -> nn.Module:
