@@ -136,6 +136,43 @@ def test_voc_cache_refuses_foreign_or_different_folders(tmp_path):
 def test_default_root_depends_on_parameters(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path))
     a = shapes.write_shapes_voc(n_train=1, n_test=1, image_size=128, seed=0)
-    b = shapes._default_root(1, 1, 128, shapes.TARGET_CLASSES, 0)
+    b = shapes._default_root(shapes._meta(1, 1, 128, shapes.TARGET_CLASSES, 0, 6, "cluttered"))
+    c = shapes._default_root(shapes._meta(1, 1, 128, shapes.SOURCE_CLASSES, 0, 6, "plain"))
+    d = shapes._default_root(shapes._meta(1, 1, 128, shapes.SOURCE_CLASSES, 0, 3, "cluttered"))
     assert a.parent == tmp_path and a.name.startswith("shapes_voc_128_0_1_1_")
-    assert a != b
+    assert len({a, b, c, d}) == 4
+
+
+def _high_freq(image: np.ndarray, free: np.ndarray) -> float:
+    """Mean absolute difference between horizontal neighbours of 4x4 block means, over blocks that
+    are all background (block means average the pixel noise away; stripes and lines stay)."""
+    h, w, _ = image.shape
+    blocks = image.astype(np.float32).reshape(h // 4, 4, w // 4, 4, 3).mean((1, 3))
+    free = free.reshape(h // 4, 4, w // 4, 4).all((1, 3))
+    diff = np.abs(np.diff(blocks, axis=1)).mean(2)
+    return float(diff[free[:, 1:] & free[:, :-1]].mean())
+
+
+def test_plain_style_is_smoother_with_larger_shapes():
+    plain = shapes.make_shapes(30, image_size=128, seed=3, max_objects=3, style="plain")
+    busy = shapes.make_shapes(30, image_size=128, seed=3, max_objects=3)
+    hf = lambda out: np.mean([_high_freq(s["image"], ~s["masks"].any(0)) for s in out])  # noqa: E731
+    assert hf(plain) < 0.6 * hf(busy)
+    # the smallest diameter is 0.16 * 128 = 20.5 px; a visible box can be cut by the border or
+    # by occlusion, but its longer side stays well above the cluttered style's 10 px shapes
+    longest = np.concatenate([np.maximum(s["boxes"][:, 2] - s["boxes"][:, 0], s["boxes"][:, 3] - s["boxes"][:, 1])
+                              for s in plain])
+    assert np.median(longest) > 30 and all(1 <= len(s["labels"]) <= 3 for s in plain)
+
+
+def test_style_is_checked_and_kept_in_the_cache(tmp_path):
+    with pytest.raises(ValueError, match="style"):
+        shapes.draw_scene(np.random.default_rng(0), style="easy")
+    root = shapes.write_shapes_voc(tmp_path / "p", n_train=2, n_test=1, seed=1, max_objects=2, style="plain")
+    meta = json.loads((root / shapes.META_FILE).read_text())
+    assert meta["style"] == "plain" and meta["max_objects"] == 2
+    ds = shapes.load_shapes_voc("train", root=root, n_train=2, n_test=1, seed=1, max_objects=2, style="plain")
+    ref = shapes.make_shapes(2, seed=1, max_objects=2, style="plain")[1]
+    np.testing.assert_array_equal(ds[1][1]["boxes"].numpy(), ref["boxes"])
+    with pytest.raises(FileExistsError, match="other parameters"):
+        shapes.write_shapes_voc(root, n_train=2, n_test=1, seed=1, max_objects=2)

@@ -38,7 +38,7 @@ def test_bad_head_and_backbone():
     with pytest.raises(ValueError, match="head"):
         tvd.tiny_fasterrcnn(3, head="transformer")
     with pytest.raises(ValueError, match="backbone"):
-        tvd.build_detector(tvd.DetectorProfile("x", "vgg", "shapes", 64, 8, 2, 1, 1, 1, 1, 1, 1, 0.1), 3)
+        tvd.build_detector(tvd.DetectorProfile("x", "vgg", "shapes", 64, 8, 2, "plain", 1, 1, 1, 1, 1, 1, 0.1), 3)
 
 
 def test_profiles_and_cache_key():

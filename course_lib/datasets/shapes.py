@@ -8,6 +8,10 @@ a boolean instance mask and the `xyxy` pixel box around that mask. A shape is on
 least 40% of it stays visible and its visible box is at least 6 px wide and high, so every
 shape in an image is annotated (placements that would break this are redrawn).
 
+`style="plain"` draws an easier variant for the lessons that train detectors from scratch on
+two CPU cores: a smooth background (a gradient and faint noise, no stripes, blobs or lines) and
+shapes from 16% of the image side upwards.
+
 Sample `i` of `make_shapes(n, seed=s)` is drawn from `np.random.default_rng([s, i])` alone, so
 any subset or split is reproducible. `write_shapes_voc` caches a train/test set on disk in the
 Pascal VOC layout that `course_lib.datasets.voc` reads.
@@ -36,7 +40,9 @@ MIN_SIZE = 10.0  # px, smallest shape diameter
 MAX_SIZE = 0.7  # largest shape diameter, as a fraction of the image side
 SUPERSAMPLE = 2  # sub-pixels per pixel side, for anti-aliased edges
 TEST_OFFSET = 1_000_000  # sample index of the first test image in `write_shapes_voc`
-GENERATOR_VERSION = 1  # part of the cache key: bump when the drawing changes
+PLAIN_MIN_SIZE = 0.16  # smallest shape diameter in the "plain" style, as a fraction of the side
+STYLES = ("cluttered", "plain")
+GENERATOR_VERSION = 2  # part of the cache key: bump when the drawing changes
 META_FILE = "shapes_meta.json"
 
 
@@ -124,8 +130,9 @@ def _smooth_noise(rng, h: int, w: int, cells: int, amp: float) -> np.ndarray:
     return _upsample(_upsample(grid, h, 0), w, 1)
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A cluttered float32 (h, w, 3) background in [0, 1]: gradient, smooth noise, stripes, blobs, lines."""
+def _background(rng: np.random.Generator, h: int, w: int, clutter: bool = True) -> np.ndarray:
+    """A float32 (h, w, 3) background in [0, 1]: a gradient and smooth noise, plus (clutter=True)
+    finer noise, stripes, blobs and lines."""
     yy = np.arange(h, dtype=np.float32)[:, None]
     xx = np.arange(w, dtype=np.float32)[None, :]
     a = rng.uniform(0, 2 * np.pi)
@@ -133,7 +140,9 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
     c0, c1 = rng.uniform(0.1, 0.9, (2, 3)).astype(np.float32)
     img = c0 + (c1 - c0) * t[..., None]
-    img += _smooth_noise(rng, h, w, int(rng.integers(3, 6)), 0.15)
+    img += _smooth_noise(rng, h, w, int(rng.integers(3, 6)), 0.15 if clutter else 0.06)
+    if not clutter:
+        return img.astype(np.float32)
     img += _smooth_noise(rng, h, w, int(rng.integers(8, 16)), 0.08)
     if rng.random() < 0.6:  # stripes
         a, period = rng.uniform(0, np.pi), rng.uniform(5, 25)
@@ -193,7 +202,9 @@ def _masks_boxes(owner: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return masks, boxes
 
 
-def _check_args(image_size, classes, min_objects, max_objects):
+def _check_args(image_size, classes, min_objects, max_objects, style="cluttered"):
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     if not 32 <= int(image_size) <= 1024:
         raise ValueError(f"image_size must be an int in 32..1024 (the course uses 128..224), got {image_size}")
     unknown = [c for c in classes if c not in SHAPES]
@@ -204,18 +215,21 @@ def _check_args(image_size, classes, min_objects, max_objects):
 
 
 def draw_scene(rng: np.random.Generator, image_size: int = 128, classes=SOURCE_CLASSES,
-               min_objects: int = 1, max_objects: int = 6) -> dict:
+               min_objects: int = 1, max_objects: int = 6, style: str = "cluttered") -> dict:
     """Draw one image with its annotations.
 
-    rng: the only source of randomness; image_size: the side H = W in pixels.
+    rng: the only source of randomness; image_size: the side H = W in pixels; style: "cluttered"
+    (textured background, shapes from 10 px) or "plain" (smooth background, shapes from
+    PLAIN_MIN_SIZE of the side).
     Returns a dict: "image" uint8 (H, W, 3); "boxes" float32 (K, 4) `xyxy` pixels around each
     shape's visible part (x2, y2 exclusive: a one-pixel box is [x, y, x + 1, y + 1]);
     "labels" int64 (K,) indices into `classes`; "masks" bool (K, H, W) visible instance masks
     (later shapes occlude earlier ones), with min_objects <= K <= max_objects.
     """
-    _check_args(image_size, classes, min_objects, max_objects)
+    _check_args(image_size, classes, min_objects, max_objects, style)
     h = w = int(image_size)
-    img = _background(rng, h, w)
+    img = _background(rng, h, w, clutter=style == "cluttered")
+    min_size = MIN_SIZE if style == "cluttered" else max(MIN_SIZE, PLAIN_MIN_SIZE * w)
     owner = np.full((h, w), -1, np.int16)
     areas, labels = [], []
     target = int(rng.integers(min_objects, max_objects + 1))
@@ -225,8 +239,8 @@ def draw_scene(rng: np.random.Generator, image_size: int = 128, classes=SOURCE_C
             raise RuntimeError("could not place the requested number of shapes; lower min_objects")
         k = len(labels)
         cls = int(rng.integers(len(classes)))
-        hi = max(MIN_SIZE, MAX_SIZE * w * 0.9 ** fails)  # shrink after failed placements
-        size = float(np.exp(rng.uniform(np.log(MIN_SIZE), np.log(hi))))
+        hi = max(min_size, MAX_SIZE * w * 0.9 ** fails)  # shrink after failed placements
+        size = float(np.exp(rng.uniform(np.log(min_size), np.log(hi))))
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
         cov, area, (x0, y0) = _render(rng, classes[cls], cx, cy, size, h, w)
         # the part of the crop inside the image
@@ -265,17 +279,17 @@ def draw_scene(rng: np.random.Generator, image_size: int = 128, classes=SOURCE_C
     }
 
 
-def _sample(seed: int, index: int, image_size, classes, min_objects, max_objects) -> dict:
+def _sample(seed: int, index: int, image_size, classes, min_objects, max_objects, style="cluttered") -> dict:
     rng = np.random.default_rng([int(seed), int(index)])
-    return draw_scene(rng, image_size, classes, min_objects, max_objects)
+    return draw_scene(rng, image_size, classes, min_objects, max_objects, style)
 
 
 def make_shapes(n: int, image_size: int = 128, classes=SOURCE_CLASSES, seed: int = 0,
-                min_objects: int = 1, max_objects: int = 6) -> list[dict]:
+                min_objects: int = 1, max_objects: int = 6, style: str = "cluttered") -> list[dict]:
     """`n` samples of `draw_scene` (see there for the dict); sample i uses default_rng([seed, i]) only."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    return [_sample(seed, i, image_size, tuple(classes), min_objects, max_objects) for i in range(n)]
+    return [_sample(seed, i, image_size, tuple(classes), min_objects, max_objects, style) for i in range(n)]
 
 
 def split_indices(n: int, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -292,16 +306,19 @@ def split_indices(n: int, test_fraction: float = 0.3, seed: int = 0) -> tuple[np
 
 # ---- the on-disk cache in Pascal VOC layout ---------------------------------------------------
 
-def _meta(n_train, n_test, image_size, classes, seed) -> dict:
+def _meta(n_train, n_test, image_size, classes, seed, max_objects, style) -> dict:
     return {"generator": "course_lib.datasets.shapes", "version": GENERATOR_VERSION,
             "n_train": int(n_train), "n_test": int(n_test), "image_size": int(image_size),
-            "classes": list(classes), "seed": int(seed), "image_format": "jpg, quality 95"}
+            "classes": list(classes), "seed": int(seed), "max_objects": int(max_objects), "style": style,
+            "image_format": "jpg, quality 95"}
 
 
-def _default_root(n_train, n_test, image_size, classes, seed) -> Path:
+def _default_root(meta: dict) -> Path:
     from course_lib.paths import data_dir
 
-    key = hashlib.sha1(f"v{GENERATOR_VERSION}:{','.join(classes)}".encode()).hexdigest()[:8]
+    n_train, n_test, image_size, seed = meta["n_train"], meta["n_test"], meta["image_size"], meta["seed"]
+    extra = f"{','.join(meta['classes'])}:{meta['max_objects']}:{meta['style']}"
+    key = hashlib.sha1(f"v{GENERATOR_VERSION}:{extra}".encode()).hexdigest()[:8]
     return data_dir() / f"shapes_voc_{image_size}_{seed}_{n_train}_{n_test}_{key}"
 
 
@@ -344,7 +361,7 @@ def _write_set(tmp: Path, meta: dict) -> None:
     for split, n, offset in (("train", meta["n_train"], 0), ("test", meta["n_test"], TEST_OFFSET)):
         ids = [f"{split}_{j:06d}" for j in range(n)]
         for j, image_id in enumerate(ids):
-            s = _sample(meta["seed"], offset + j, size, classes, 1, 6)
+            s = _sample(meta["seed"], offset + j, size, classes, 1, meta["max_objects"], meta["style"])
             Image.fromarray(s["image"]).save(tmp / "JPEGImages" / f"{image_id}.jpg", quality=95)
             names = [classes[c] for c in s["labels"]]
             write_voc_xml(tmp / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", (size, size),
@@ -354,24 +371,27 @@ def _write_set(tmp: Path, meta: dict) -> None:
 
 
 def write_shapes_voc(root=None, n_train: int = 300, n_test: int = 100, image_size: int = 128,
-                     classes=SOURCE_CLASSES, seed: int = 0) -> Path:
+                     classes=SOURCE_CLASSES, seed: int = 0, max_objects: int = 6,
+                     style: str = "cluttered") -> Path:
     """Write (or reuse) a train/test shapes set in Pascal VOC layout; return its folder.
 
     Layout: JPEGImages/<id>.jpg (JPEG, quality 95), Annotations/<id>.xml (VOC boxes: 1-based
     inclusive pixel indices, see `voc.read_voc_xml`), ImageSets/Main/train.txt and test.txt,
     and shapes_meta.json. Train image j is sample j of `make_shapes(..., seed=seed)`; test image
-    j is sample TEST_OFFSET + j, so the test set does not change with n_train.
-    root: default data_dir()/shapes_voc_{image_size}_{seed}_{n_train}_{n_test}_{hash of classes}.
+    j is sample TEST_OFFSET + j, so the test set does not change with n_train. Images hold 1 to
+    max_objects shapes drawn in `style` (see `draw_scene`).
+    root: default data_dir()/shapes_voc_{image_size}_{seed}_{n_train}_{n_test}_{hash of classes,
+    max_objects and style}.
     The set is built in a temporary sibling folder and renamed into place, so `root` is either
     absent or complete. A `root` that exists without our meta file (or with other parameters)
     is never overwritten: FileExistsError.
     """
     classes = tuple(classes)
-    _check_args(image_size, classes, 1, 6)
+    _check_args(image_size, classes, 1, max_objects, style)
     if n_train < 0 or n_test < 0:
         raise ValueError(f"n_train and n_test must be >= 0, got {n_train}, {n_test}")
-    meta = _meta(n_train, n_test, image_size, classes, seed)
-    root = Path(root) if root is not None else _default_root(n_train, n_test, image_size, classes, seed)
+    meta = _meta(n_train, n_test, image_size, classes, seed, max_objects, style)
+    root = Path(root) if root is not None else _default_root(meta)
     if _check_existing(root, meta):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -390,12 +410,13 @@ def write_shapes_voc(root=None, n_train: int = 300, n_test: int = 100, image_siz
 
 
 def load_shapes_voc(split: str = "train", root=None, n_train: int = 300, n_test: int = 100,
-                    image_size: int = 128, classes=SOURCE_CLASSES, seed: int = 0, transforms=None):
+                    image_size: int = 128, classes=SOURCE_CLASSES, seed: int = 0, max_objects: int = 6,
+                    style: str = "cluttered", transforms=None):
     """`write_shapes_voc(...)` if needed, then read `split` ("train" or "test") back as a
     `voc.VOCDetection` with class_names = classes (boxes `xyxy` pixels)."""
     from .voc import VOCDetection
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    folder = write_shapes_voc(root, n_train, n_test, image_size, classes, seed)
+    folder = write_shapes_voc(root, n_train, n_test, image_size, classes, seed, max_objects, style)
     return VOCDetection(folder, split, class_names=tuple(classes), transforms=transforms)

@@ -56,7 +56,8 @@ def load_split(profile: FasterRCNNProfile, split: str):
         from ..datasets import shapes
 
         ds = shapes.load_shapes_voc(split, n_train=profile.n_train, n_test=profile.n_test,
-                                    image_size=profile.image_size, classes=profile.classes)
+                                    image_size=profile.image_size, classes=profile.classes,
+                                    max_objects=profile.max_objects, style=profile.style)
         data = Resized(ds, profile.image_size)
         items = _InMemory([data[i] for i in range(len(data))], ds.class_names)
         return items

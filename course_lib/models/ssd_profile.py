@@ -20,7 +20,7 @@ class SSDProfile:
     epochs: {training name: epochs} for 'single', 'multilabel', 'grid', 'multi' and 'focal';
     batch_size, lr: of every training; head_width: channels of the heads' conv blocks;
     symmetries: the flips of the augmentation (8: all, for shapes; 2: horizontal only, for photographs);
-    n_train, n_test: shapes only."""
+    n_train, n_test, classes, max_objects, style: shapes only (see course_lib.datasets.shapes)."""
 
     name: str
     data: str
@@ -33,10 +33,13 @@ class SSDProfile:
     symmetries: int = 8
     n_train: int = 0
     n_test: int = 0
+    classes: tuple[str, ...] = ()
+    max_objects: int = 6
+    style: str = "cluttered"
 
 
 QUICK = SSDProfile("quick", "shapes", 128, "small", dict(single=3, multilabel=3, grid=6, multi=8, focal=8),
-                   batch_size=16, lr=3e-3, n_train=1000, n_test=200)
+                   batch_size=16, lr=3e-3, n_train=1000, n_test=200, max_objects=3, style="plain")
 FULL = SSDProfile("full", "voc2007", 224, "resnet34", dict(single=10, multilabel=10, grid=20, multi=30, focal=30),
                   batch_size=64, lr=1e-3, head_width=256, symmetries=2)
 
@@ -99,7 +102,8 @@ def load_split(profile: SSDProfile, split: str) -> tuple[DetectionTensors, tuple
         from ..datasets import shapes
 
         ds = shapes.load_shapes_voc(split, n_train=profile.n_train, n_test=profile.n_test,
-                                    image_size=profile.image_size)
+                                    image_size=profile.image_size, classes=profile.classes or shapes.SOURCE_CLASSES,
+                                    max_objects=profile.max_objects, style=profile.style)
     elif profile.data == "voc2007":
         from ..datasets import voc
 

@@ -28,6 +28,7 @@ class DetectorProfile:
     image_size: int          # synthetic image side in pixels (quick only)
     width: int               # channels of the tiny backbone (quick only)
     max_objects: int         # most objects per synthetic image (quick only)
+    style: str               # "plain" or "cluttered" synthetic images (quick only, see datasets.shapes)
     n_source: int            # synthetic source images for pre-training (quick only)
     n_target: int            # target images written to disk (quick only)
     n_test: int              # held-out target images
@@ -50,12 +51,12 @@ class DetectorProfile:
 
 
 QUICK = DetectorProfile(
-    name="quick", backbone="tiny", data="shapes", image_size=96, width=64, max_objects=3,
+    name="quick", backbone="tiny", data="shapes", image_size=96, width=64, max_objects=3, style="plain",
     n_source=600, n_target=100, n_test=40, pretrain_iters=800, finetune_iters=200, batch_size=4,
     lr=0.02,
 )
 FULL = DetectorProfile(
-    name="full", backbone="resnet50_fpn", data="pennfudan", image_size=0, width=0, max_objects=0,
+    name="full", backbone="resnet50_fpn", data="pennfudan", image_size=0, width=0, max_objects=0, style="",
     n_source=0, n_target=170,
     n_test=50, pretrain_iters=0, finetune_iters=600, batch_size=2, lr=0.005, weight_decay=5e-4,
 )

@@ -145,7 +145,7 @@ def source_detector(profile: tvd.DetectorProfile, device="cpu", seed: int = 0, c
         return model.to(device).eval()
     samples = shapes.make_shapes(profile.n_source, image_size=profile.image_size,
                                  classes=shapes.SOURCE_CLASSES, seed=seed + 1000,
-                                 max_objects=profile.max_objects)
+                                 max_objects=profile.max_objects, style=profile.style)
     data = loader(SamplesDataset(samples, pf.train_transforms()), profile.batch_size, True, seed)
     fit(model, data, profile.pretrain_iters, profile.lr, profile.momentum, profile.weight_decay,
         profile.lr_step, profile.lr_gamma, device=device, seed=seed, desc="pre-train (source)")
@@ -174,7 +174,7 @@ def target_root(profile: tvd.DetectorProfile, seed: int = 0) -> Path:
     if not (root / pf.CLASSES_FILE).is_file():
         samples = shapes.make_shapes(profile.n_target, image_size=profile.image_size,
                                      classes=shapes.TARGET_CLASSES, seed=seed + 2000,
-                                     max_objects=profile.max_objects)
+                                     max_objects=profile.max_objects, style=profile.style)
         # classes.json is written last, so its presence means the folder is complete.
         pf.write_pennfudan_layout(root, samples, shapes.TARGET_CLASSES, prefix="Shapes")
     return root
