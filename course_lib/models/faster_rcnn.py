@@ -66,7 +66,7 @@ QUICK = FasterRCNNProfile(
     anchor_ratios=(0.5, 1.0, 2.0), rpn_mid=128, head_hidden=256,
     proposals=ProposalConfig(pre_nms_train=1000, post_nms_train=300, pre_nms_test=1000, post_nms_test=300,
                              nms_threshold=0.7, min_size=4.0),
-    roi_samples=64, epochs=12, batch_size=4, lr=5e-3, max_objects=3, style="plain")
+    roi_samples=64, epochs=16, batch_size=4, lr=5e-3, max_objects=3, style="plain")
 
 FULL = FasterRCNNProfile(
     name="full", dataset="voc2007", classes=None, image_size=600, n_train=0, n_test=0, backbone="vgg16",
