@@ -161,3 +161,27 @@ def show_anchors(ax, anchors, fmt: str = "xyxy", color: str = "white", linewidth
                           linewidths=linewidth, alpha=alpha)
     ax.add_collection(coll)
     return coll
+
+
+def draw_masks(ax, masks, labels=None, alpha: float = 0.45):
+    """Overlay instance masks on `ax` (over an image shown with show_image), one colour per mask.
+
+    masks: (K, H, W) bool or 0/1, NumPy or torch. labels: optional (K,) class indices (each mask
+    takes its class's palette colour, as draw_boxes does); without labels mask k takes colour k.
+    Returns the AxesImage drawn (an (H, W, 4) RGBA layer, transparent outside the masks), or
+    None when K = 0.
+    """
+    from matplotlib.colors import to_rgba
+
+    masks = _numpy(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be (K, H, W), got shape {masks.shape}")
+    labels = _numpy(labels)
+    if labels is not None and len(labels.reshape(-1)) != len(masks):
+        raise ValueError(f"labels must have shape ({len(masks)},) to match masks, got {labels.shape}")
+    if len(masks) == 0:
+        return None
+    layer = np.zeros((*masks.shape[1:], 4), np.float32)
+    for k, m in enumerate(masks.astype(bool)):
+        layer[m] = to_rgba(class_color(labels[k] if labels is not None else k), alpha)
+    return ax.imshow(layer, interpolation="nearest")

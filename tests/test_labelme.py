@@ -72,3 +72,19 @@ def test_bad_inputs(tmp_path):
 def test_no_shapes_gives_empty_targets(tmp_path):
     ann = labelme.read_labelme(_doc(tmp_path, []), ["dog"])
     assert ann["boxes"].shape == (0, 4) and ann["masks"].shape == (0, 40, 50) and ann["labels"].shape == (0,)
+
+
+def test_write_then_read_round_trip(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    shapes = [{"label": "leaf", "points": [[2, 3], [12, 3], [12, 9], [2, 9]]},
+              {"label": "house", "points": [[20, 5], [35, 20]], "shape_type": "rectangle"}]
+    path = labelme.write_labelme(tmp_path / "sub" / "a.json", image, shapes)
+    ann = labelme.read_labelme(path, ["house", "leaf"])
+    assert ann["image_path"] == tmp_path / "sub" / "a.png" and (ann["height"], ann["width"]) == (30, 40)
+    assert ann["labels"].tolist() == [2, 1]
+    np.testing.assert_array_equal(ann["boxes"], [[2, 3, 12, 9], [20, 5, 35, 20]])
+    ds = labelme.LabelMeDataset(tmp_path / "sub", ["house", "leaf"])
+    img, t = ds[0]
+    np.testing.assert_array_equal((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), image)
+    with pytest.raises(ValueError, match="uint8"):
+        labelme.write_labelme(tmp_path / "b.json", image.astype(np.float32), shapes)

@@ -51,3 +51,30 @@ def test_full_offline_fails_fast(monkeypatch):
     monkeypatch.setattr(notebook, "is_online", lambda *a, **k: False)
     with pytest.raises(notebook.OfflineError, match="COCO weights"):
         tvd.build_detector(tvd.FULL, 2)
+
+
+def test_source_classes():
+    from course_lib.datasets import shapes
+    from course_lib.models import tv_train
+
+    assert tv_train.source_classes(tvd.QUICK) == ("__background__", *shapes.SOURCE_CLASSES)
+    coco = tv_train.source_classes(tvd.FULL)
+    assert len(coco) == 91 and coco[0] == "__background__" and coco[1] == "person"
+
+
+def test_grid_roi_align_matches_torchvision():
+    from torchvision.ops import roi_align
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 12, 16, requires_grad=True)          # stride 8 of a 96 x 128 image
+    xy = torch.rand(2, 6, 2) * torch.tensor([100.0, 70.0])
+    props = [torch.cat([p, p + torch.rand(6, 2) * 20 + 2], 1) for p in xy]  # xyxy, some < 8 px
+    ours = tvd.GridRoIAlign("0", 7)({"0": x}, props, [(96, 128)] * 2)
+    rois = torch.cat([torch.cat([torch.full((6, 1), float(b)), p], 1) for b, p in enumerate(props)])
+    ref = roi_align(x, rois, 7, 1 / 8, sampling_ratio=1, aligned=False)
+    assert ours.shape == (12, 5, 7, 7)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ref)
+    grad_ours, = torch.autograd.grad(ours, x, g)
+    grad_ref, = torch.autograd.grad(ref, x, g)
+    torch.testing.assert_close(grad_ours, grad_ref, atol=1e-5, rtol=1e-5)

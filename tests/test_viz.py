@@ -97,3 +97,20 @@ def test_show_anchors(ax):
     assert isinstance(coll, PolyCollection) and len(coll.get_paths()) == 2
     np.testing.assert_allclose(coll.get_paths()[1].vertices[:4], [[5, 5], [25, 5], [25, 15], [5, 15]])
     ax.figure.canvas.draw()
+
+
+def test_draw_masks(ax):
+    masks = np.zeros((2, 40, 40), bool)
+    masks[0, 2:10, 3:8] = True
+    masks[1, 20:30, 20:25] = True
+    im = viz.draw_masks(ax, torch.from_numpy(masks), labels=np.array([1, 4]))
+    layer = im.get_array()
+    assert layer.shape == (40, 40, 4)
+    assert (layer[..., 3] > 0).sum() == masks.sum()
+    np.testing.assert_allclose(layer[5, 5, :3], matplotlib.colors.to_rgb(viz.class_color(1)))
+    np.testing.assert_allclose(layer[25, 22, :3], matplotlib.colors.to_rgb(viz.class_color(4)))
+    assert viz.draw_masks(ax, np.zeros((0, 40, 40), bool)) is None
+    with pytest.raises(ValueError, match="masks"):
+        viz.draw_masks(ax, np.zeros((40, 40), bool))
+    with pytest.raises(ValueError, match="labels"):
+        viz.draw_masks(ax, masks, labels=[1])

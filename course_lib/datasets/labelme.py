@@ -15,7 +15,7 @@ import numpy as np
 
 from .pennfudan import boxes_from_masks, read_image, to_sample
 
-__all__ = ["polygon_mask", "read_labelme", "LabelMeDataset"]
+__all__ = ["polygon_mask", "read_labelme", "write_labelme", "LabelMeDataset"]
 
 SHAPE_TYPES = ("polygon", "rectangle")
 
@@ -81,6 +81,32 @@ def read_labelme(path, class_names) -> dict:
     masks = np.array(masks, dtype=bool).reshape(len(masks), h, w)
     return dict(image_path=image_path, height=h, width=w, masks=masks,
                 boxes=boxes_from_masks(masks), labels=np.array(labels, dtype=np.int64))
+
+
+def write_labelme(path, image, shapes) -> Path:
+    """Write an image and its LabelMe JSON file, as the `labelme` tool saves them.
+
+    path: the JSON file to write; the image goes beside it as a PNG of the same stem.
+    image: (H, W, 3) uint8. shapes: list of dict(label str, points (P, 2) `x, y` pixels), and
+    optionally shape_type "polygon" (the default) or "rectangle" (two corners).
+    Returns the JSON path; `read_labelme` reads it back.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_path = path.with_suffix(".png")
+    Image.fromarray(image).save(image_path)
+    doc = {"version": "5.0.1", "flags": {}, "imagePath": image_path.name, "imageData": None,
+           "imageHeight": int(image.shape[0]), "imageWidth": int(image.shape[1]),
+           "shapes": [{"label": str(s["label"]), "points": np.asarray(s["points"], float).tolist(),
+                       "group_id": None, "shape_type": s.get("shape_type", "polygon"), "flags": {}}
+                      for s in shapes]}
+    path.write_text(json.dumps(doc, indent=1))
+    return path
 
 
 class LabelMeDataset:

@@ -16,7 +16,7 @@ import torch
 from ..datasets import pennfudan as pf
 from . import tv_detector as tvd
 
-__all__ = ["LOSS_KEYS", "SamplesDataset", "loader", "fit", "predict", "source_detector",
+__all__ = ["LOSS_KEYS", "SamplesDataset", "loader", "fit", "predict", "source_detector", "source_classes",
            "target_root", "pretrain_cache_path", "as_numpy_targets"]
 
 LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
@@ -155,6 +155,18 @@ def source_detector(profile: tvd.DetectorProfile, device="cpu", seed: int = 0, c
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
         os.replace(tmp, path)
     return model.eval()
+
+
+def source_classes(profile: tvd.DetectorProfile) -> tuple[str, ...]:
+    """Names of the classes `source_detector(profile)` predicts, indexed by its labels (0 is the
+    background): `quick` the synthetic source shapes, `full` COCO's 91 categories (with "N/A" gaps)."""
+    if profile.backbone != "tiny":
+        from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+        return tuple(FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"])
+    from ..datasets import shapes
+
+    return ("__background__", *shapes.SOURCE_CLASSES)
 
 
 def target_root(profile: tvd.DetectorProfile, seed: int = 0) -> Path:
