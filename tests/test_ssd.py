@@ -186,3 +186,10 @@ def test_small_backbone_feeds_the_4x4_grid():
     assert feat.shape == (1, net.out_channels, 8, 8)
     logits, _ = ssd.SingleGridHead(net.out_channels, C)(feat)
     assert logits.shape == (1, 16, C + 1)
+
+
+def test_small_backbone_stem_keeps_every_pixel():
+    stem = ssd.small_backbone(16)[0]
+    x = torch.rand(2, 3, 128, 128)
+    y = stem(x)
+    assert y.shape == (2, 12, 64, 64) and torch.equal(torch.nn.functional.pixel_shuffle(y, 2), x)

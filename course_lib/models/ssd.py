@@ -115,12 +115,16 @@ class Detector(nn.Module):
 
 
 def small_backbone(width: int = 32) -> nn.Sequential:
-    """A small CNN from scratch: four stride-2 stages, (B, 3, S, S) -> (B, 4 * width, S/16, S/16).
+    """A small CNN from scratch: (B, 3, S, S) in [0, 1] -> (B, 4 * width, S/16, S/16).
 
+    A space-to-depth stem (nn.PixelUnshuffle(2)) first stacks each 2 x 2 block of pixels into 12
+    channels: nothing is lost, and every conv runs at S/2 or less, which makes a training step
+    about a third cheaper on a CPU than convs at full resolution. Then three stages, each a
+    stride-2 conv block and a stride-1 one, with width, 2 * width and 4 * width channels.
     At S = 128 its 8x8 map matches, after a head's stride-2 block, the 4x4 grid.
     """
-    chans = [3, width // 2, width, 2 * width, 4 * width]
-    layers = []
+    chans = [12, width, 2 * width, 4 * width]
+    layers = [nn.PixelUnshuffle(2)]
     for c_in, c_out in zip(chans[:-1], chans[1:]):
         layers += [conv_block(c_in, c_out, 2, 0.0), conv_block(c_out, c_out, 1, 0.0)]
     net = nn.Sequential(*layers)
