@@ -9,7 +9,7 @@ import torch
 
 from ._arrays import to_torch
 
-__all__ = ["FORCED", "ssd_match", "label_anchors", "sample_labels"]
+__all__ = ["FORCED", "ssd_match", "ssd_match_batch", "label_anchors", "sample_labels"]
 
 # The overlap written onto an anchor that is some object's best match. Any value above 1 works:
 # no real IoU can beat it, so no threshold can drop the match.
@@ -24,14 +24,6 @@ def _check_overlaps(t: torch.Tensor) -> torch.Tensor:
     return t.float() if not t.is_floating_point() else t
 
 
-def _force_best(overlaps: torch.Tensor, gt_idx: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
-    """Point each object's best anchor (`best`, (G,)) at that object; when two objects share a best
-    anchor the later object wins, as in a loop over objects."""
-    G = overlaps.shape[0]
-    owner = torch.full_like(gt_idx, -1).scatter_reduce(0, best, torch.arange(G, device=best.device), "amax")
-    return torch.where(owner >= 0, owner, gt_idx)
-
-
 def ssd_match(overlaps, threshold: float = 0.5):
     """SSD / fastai matching: every object gets its best anchor, then any anchor above threshold.
 
@@ -43,16 +35,37 @@ def ssd_match(overlaps, threshold: float = 0.5):
     """
     t, back = to_torch(overlaps, "overlaps")
     t = _check_overlaps(t)
-    G, A = t.shape
+    valid = torch.ones(t.shape[0], dtype=torch.bool, device=t.device)
+    gt_idx, overlap, positive = ssd_match_batch(t[None], valid[None], threshold)
+    return back(gt_idx[0]), back(overlap[0]), back(positive[0])
+
+
+def ssd_match_batch(overlaps: torch.Tensor, valid: torch.Tensor, threshold: float = 0.5):
+    """ssd_match for a batch of images at once, objects padded to a common count G.
+
+    overlaps: (B, G, A) float IoU of objects x anchors per image; valid: (B, G) bool, False for
+    padding rows (they match nothing). Same rules as ssd_match; when two objects share a best
+    anchor the later one wins. Returns (gt_idx, overlap, positive), each (B, A): the matched
+    object's index into G (-1 for an image without valid objects), the overlap after forcing
+    (0 there), and overlap > threshold.
+    """
+    if overlaps.ndim != 3 or valid.shape != overlaps.shape[:2] or valid.dtype != torch.bool:
+        raise ValueError(f"overlaps must be (B, G, A) and valid (B, G) bool, "
+                         f"got {tuple(overlaps.shape)} and {tuple(valid.shape)} {valid.dtype}")
+    B, G, A = overlaps.shape
     if G == 0:
-        empty = torch.zeros(A, dtype=t.dtype, device=t.device)
-        return back(torch.full((A,), -1, dtype=torch.int64, device=t.device)), back(empty), back(empty > 0)
-    overlap, gt_idx = t.max(0)
-    best = t.argmax(1)
-    gt_idx = _force_best(t, gt_idx, best)
-    overlap = overlap.clone()
-    overlap[best] = FORCED
-    return back(gt_idx), back(overlap), back(overlap > threshold)
+        zeros = overlaps.new_zeros(B, A)
+        return torch.full((B, A), -1, dtype=torch.int64, device=overlaps.device), zeros, zeros > 0
+    # Padding rows at -1 never win an anchor from a real object (IoU >= 0).
+    t = torch.where(valid[..., None], overlaps, torch.full_like(overlaps, -1.0))
+    overlap, gt_idx = t.max(1)
+    best = t.argmax(2)                                        # (B, G): each object's best anchor
+    src = torch.where(valid, torch.arange(G, device=t.device).expand(B, G), -1)
+    owner = torch.full_like(gt_idx, -1).scatter_reduce(1, best, src, "amax")
+    forced = owner >= 0
+    gt_idx = torch.where(forced, owner, torch.where(overlap >= 0, gt_idx, -1))
+    overlap = torch.where(forced, torch.full_like(overlap, FORCED), overlap.clamp(min=0))
+    return gt_idx, overlap, overlap > threshold
 
 
 def label_anchors(overlaps, pos_threshold: float = 0.7, neg_threshold: float = 0.3):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..boxes import box_convert, box_iou
 from ..coding import tanh_decode
 from ..losses import bce_with_logits, sigmoid_focal_loss
-from ..matching import ssd_match
+from ..matching import ssd_match, ssd_match_batch
 
 __all__ = ["single_object_loss", "match_targets", "match_batch", "ssd_loss_from_targets", "ssd_loss"]
 
@@ -59,19 +59,30 @@ def match_targets(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, anchors: torc
 
 def match_batch(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, anchors: torch.Tensor, num_classes: int,
                 threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """match_targets for every image of a batch: gt_boxes (B, G, 4) `xyxy` normalised, gt_labels (B, G)
-    (-1 = padding). Returns classes (B, A) int64, boxes (B, A, 4) `xyxy` normalised, positive (B, A) bool.
+    """match_targets for every image of a batch at once: gt_boxes (B, G, 4) `xyxy` normalised,
+    gt_labels (B, G) (-1 = padding); anchors (A, 4) `cxcywh` normalised. Returns classes (B, A) int64
+    (num_classes = background), boxes (B, A, 4) `xyxy` normalised (zeros where background),
+    positive (B, A) bool, equal to match_targets image by image.
 
     Without augmentation the targets never change, so they can be computed once per data set.
     """
     if gt_boxes.ndim != 3 or gt_boxes.shape[-1] != 4 or gt_boxes.shape[:2] != gt_labels.shape:
         raise ValueError(f"gt_boxes must be (B, G, 4) and gt_labels (B, G), "
                          f"got {tuple(gt_boxes.shape)}, {tuple(gt_labels.shape)}")
-    if gt_boxes.shape[0] == 0:
-        A = anchors.shape[0]
-        return (torch.zeros(0, A, dtype=torch.int64), anchors.new_zeros(0, A, 4), torch.zeros(0, A, dtype=torch.bool))
-    per_image = [match_targets(b, l, anchors, num_classes, threshold) for b, l in zip(gt_boxes, gt_labels)]
-    return tuple(torch.stack(t) for t in zip(*per_image))
+    B, G = gt_labels.shape
+    A = anchors.shape[0]
+    valid = (gt_labels >= 0) & (gt_boxes[..., 2:] > gt_boxes[..., :2]).all(-1)
+    anchors_xyxy = box_convert(anchors, "cxcywh", "xyxy").to(gt_boxes.dtype)
+    overlaps = box_iou(gt_boxes.reshape(B * G, 4), anchors_xyxy).reshape(B, G, A)
+    gt_idx, _, positive = ssd_match_batch(overlaps, valid, threshold)
+    idx = gt_idx.clamp(min=0)
+    if G == 0:
+        return (torch.full((B, A), num_classes, dtype=torch.int64, device=anchors.device),
+                gt_boxes.new_zeros(B, A, 4), positive)
+    labels = gt_labels.gather(1, idx)
+    boxes = gt_boxes.gather(1, idx[..., None].expand(B, A, 4))
+    classes = torch.where(positive, labels, torch.full_like(labels, num_classes))
+    return classes, torch.where(positive[..., None], boxes, torch.zeros_like(boxes)), positive
 
 
 def ssd_loss_from_targets(logits: torch.Tensor, box_acts: torch.Tensor, classes: torch.Tensor, boxes: torch.Tensor,
