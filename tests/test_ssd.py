@@ -193,3 +193,44 @@ def test_small_backbone_stem_keeps_every_pixel():
     x = torch.rand(2, 3, 128, 128)
     y = stem(x)
     assert y.shape == (2, 12, 64, 64) and torch.equal(torch.nn.functional.pixel_shuffle(y, 2), x)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_match_batch_equals_match_targets_per_image(seed):
+    # Padding in the middle, zero-area boxes and duplicated objects (two objects, one best anchor).
+    g = torch.Generator().manual_seed(seed)
+    anchors = ssd.ssd_anchors(**ssd.MULTI_SCALE)
+    B, G = 6, 5
+    xy = torch.rand(B, G, 2, generator=g) * 0.7
+    wh = torch.rand(B, G, 2, generator=g) * 0.4 + 0.02
+    boxes = torch.cat([xy, xy + wh], -1)
+    labels = torch.randint(0, C, (B, G), generator=g)
+    labels[torch.rand(B, G, generator=g) < 0.3] = -1
+    boxes[0, 1] = boxes[0, 1, :2].repeat(2)          # zero area: padding
+    boxes[1, 3], labels[1, 3] = boxes[1, 0], 1       # same box twice
+    labels[2] = -1                                   # an image without objects
+    for threshold in (0.4, 0.5):
+        classes, bx, pos = match_batch(boxes, labels, anchors, C, threshold)
+        for i in range(B):
+            one = match_targets(boxes[i], labels[i], anchors, C, threshold)
+            assert torch.equal(classes[i], one[0]) and torch.equal(bx[i], one[1]) and torch.equal(pos[i], one[2])
+    assert not pos[2].any() and (classes[2] == C).all()
+
+
+def test_train_ssd_matches_at_the_given_threshold(monkeypatch):
+    from course_lib.models import ssd_train
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["threshold"])
+        return ssd_loss(*args, **kwargs)
+    monkeypatch.setattr(ssd_train, "ssd_loss", spy)
+    anchors = ssd.ssd_anchors(grids=(4,))
+    bb = ssd.small_backbone(8)
+    model = ssd.Detector(bb, ssd.SingleGridHead(bb.out_channels, C, k=1, width=8, dropout=0.0))
+    images = torch.rand(4, 3, 128, 128)
+    boxes = torch.tensor([[[10.0, 10.0, 50.0, 60.0]]]).expand(4, 1, 4).clone()
+    labels = torch.zeros(4, 1, dtype=torch.int64)
+    ssd_train.train_ssd(model, images, boxes, labels, anchors, 1, 1e-3, 2, threshold=0.4)
+    assert seen == [0.4, 0.4]

@@ -17,8 +17,11 @@ __all__ = ["SSDProfile", "QUICK", "FULL", "get_profile", "DetectionTensors", "st
 @dataclass(frozen=True)
 class SSDProfile:
     """data: 'shapes' or 'voc2007'; image_size: pixels per side; backbone: 'small' or 'resnet34';
-    epochs: {training name: epochs} for 'single', 'multilabel', 'grid', 'multi' and 'focal';
-    batch_size, lr: of every training; head_width, dropout: channels and dropout of the heads' conv blocks
+    epochs: {training name: epochs} for 'single', 'multilabel', 'grid', 'multi' and 'focal' (the focal
+    model continues from the trained multi-scale BCE model);
+    batch_size, lr: of every training; threshold: the IoU above which an anchor is positive (the SSD
+    paper uses 0.5; the fastai course's 0.4 gives the coarse 4x4 / 2x2 / 1x1 grids about twice the
+    positives per object); head_width, dropout: channels and dropout of the heads' conv blocks
     (no dropout in quick: its short from-scratch trainings underfit, and dropout slows them down);
     symmetries: the flips of the augmentation (8: all, for shapes; 2: horizontal only, for photographs);
     n_train, n_test, classes, max_objects, style: shapes only (see course_lib.datasets.shapes)."""
@@ -30,6 +33,7 @@ class SSDProfile:
     epochs: dict
     batch_size: int
     lr: float
+    threshold: float = 0.4
     head_width: int = 128
     dropout: float = 0.1
     symmetries: int = 8
@@ -40,8 +44,8 @@ class SSDProfile:
     style: str = "cluttered"
 
 
-QUICK = SSDProfile("quick", "shapes", 128, "small", dict(single=3, multilabel=2, grid=4, multi=10, focal=10),
-                   batch_size=16, lr=3e-3, dropout=0.0, n_train=1000, n_test=200,
+QUICK = SSDProfile("quick", "shapes", 128, "small", dict(single=2, multilabel=2, grid=3, multi=10, focal=10),
+                   batch_size=16, lr=6e-3, dropout=0.0, n_train=1000, n_test=200,
                    classes=("circle", "square", "triangle"), max_objects=3, style="plain")
 FULL = SSDProfile("full", "voc2007", 224, "resnet34", dict(single=10, multilabel=10, grid=20, multi=30, focal=30),
                   batch_size=64, lr=1e-3, head_width=256, symmetries=2)

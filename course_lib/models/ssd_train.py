@@ -68,9 +68,9 @@ def train_multilabel(model: nn.Module, images, targets, epochs: int, lr: float, 
 
 
 def train_ssd(model: nn.Module, images, boxes, labels, anchors: torch.Tensor, epochs: int, lr: float,
-              batch_size: int, focal: bool = False, seed: int = 0, symmetries: int = 8,
+              batch_size: int, focal: bool = False, seed: int = 0, symmetries: int = 8, threshold: float = 0.5,
               desc: str = "ssd") -> list[float]:
-    """The SSD loss (ssd_loss: matching, tanh decoding, L1 + BCE or focal) on every batch.
+    """The SSD loss (ssd_loss: matching at IoU > threshold, tanh decoding, L1 + BCE or focal) on every batch.
 
     model(images) -> (logits (B, A, C+1), box activations (B, A, 4)); boxes (N, G, 4) `xyxy` pixels,
     labels (N, G) with -1 for padding; anchors (A, 4) `cxcywh` normalised. Matching runs per batch,
@@ -82,7 +82,7 @@ def train_ssd(model: nn.Module, images, boxes, labels, anchors: torch.Tensor, ep
     def step(m, batch):
         x, b = random_dihedral(batch[0], batch[1], g, symmetries)
         logits, acts = m(x)
-        return ssd_loss(logits, acts, b / S, batch[2], anchors, focal=focal)
+        return ssd_loss(logits, acts, b / S, batch[2], anchors, focal=focal, threshold=threshold)
     return _fit(model, [images, boxes, labels], step, epochs, lr, batch_size, seed, desc)
 
 
