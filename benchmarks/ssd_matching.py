@@ -4,7 +4,7 @@
 
 A training batch of lesson 2 (16 images, up to 3 objects each, padded, the 189 multi-scale anchors)
 is matched by `match_batch`, which does every image in one set of tensor operations, and by a loop
-of `match_targets` over the images, which is how the matching of one image is written first.
+of `match_targets` over the images, one image at a time.
 Both are measured in this run on the same batch and give equal targets, so the ratio holds on any
 machine. Goal: loop / batched >= 5 (matching is then a small part of a training step).
 """

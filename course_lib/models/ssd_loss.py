@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..boxes import box_convert, box_iou
 from ..coding import tanh_decode
 from ..losses import bce_with_logits, sigmoid_focal_loss
-from ..matching import ssd_match, ssd_match_batch
+from ..matching import ssd_match_batch
 
 __all__ = ["single_object_loss", "match_targets", "match_batch", "ssd_loss_from_targets", "ssd_loss"]
 
@@ -33,7 +33,8 @@ def single_object_loss(out: torch.Tensor, boxes: torch.Tensor, labels: torch.Ten
 
 def match_targets(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, anchors: torch.Tensor, num_classes: int,
                   threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-anchor targets of one image by SSD matching (course_lib.matching.ssd_match).
+    """Per-anchor targets of one image by SSD matching (course_lib.matching.ssd_match): match_batch
+    on a batch of one.
 
     gt_boxes: (G, 4) `xyxy` normalised; gt_labels: (G,) int64, -1 for padding; anchors: (A, 4) `cxcywh`
     normalised. Returns (classes (A,) int64 with num_classes for background, boxes (A, 4) `xyxy` the
@@ -42,19 +43,8 @@ def match_targets(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, anchors: torc
     if gt_boxes.ndim != 2 or gt_boxes.shape[-1] != 4 or gt_labels.shape != gt_boxes.shape[:1]:
         raise ValueError(f"gt_boxes must be (G, 4) and gt_labels (G,), "
                          f"got {tuple(gt_boxes.shape)}, {tuple(gt_labels.shape)}")
-    wh = gt_boxes[:, 2:] - gt_boxes[:, :2]
-    keep = (gt_labels >= 0) & (wh > 0).all(1)
-    gt_boxes, gt_labels = gt_boxes[keep], gt_labels[keep]
-    A = anchors.shape[0]
-    overlaps = box_iou(gt_boxes, box_convert(anchors, "cxcywh", "xyxy").to(gt_boxes.dtype))
-    gt_idx, _, positive = ssd_match(overlaps, threshold)
-    idx = gt_idx.clamp(min=0)
-    if gt_boxes.shape[0] == 0:
-        return (torch.full((A,), num_classes, dtype=torch.int64, device=anchors.device),
-                anchors.new_zeros(A, 4), positive)
-    classes = torch.where(positive, gt_labels[idx], torch.full_like(idx, num_classes))
-    boxes = torch.where(positive[:, None], gt_boxes[idx], torch.zeros_like(gt_boxes[idx]))
-    return classes, boxes, positive
+    classes, boxes, positive = match_batch(gt_boxes[None], gt_labels[None], anchors, num_classes, threshold)
+    return classes[0], boxes[0], positive[0]
 
 
 def match_batch(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, anchors: torch.Tensor, num_classes: int,
@@ -75,10 +65,10 @@ def match_batch(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, anchors: torch.
     anchors_xyxy = box_convert(anchors, "cxcywh", "xyxy").to(gt_boxes.dtype)
     overlaps = box_iou(gt_boxes.reshape(B * G, 4), anchors_xyxy).reshape(B, G, A)
     gt_idx, _, positive = ssd_match_batch(overlaps, valid, threshold)
-    idx = gt_idx.clamp(min=0)
     if G == 0:
         return (torch.full((B, A), num_classes, dtype=torch.int64, device=anchors.device),
                 gt_boxes.new_zeros(B, A, 4), positive)
+    idx = gt_idx.clamp(min=0)
     labels = gt_labels.gather(1, idx)
     boxes = gt_boxes.gather(1, idx[..., None].expand(B, A, 4))
     classes = torch.where(positive, labels, torch.full_like(labels, num_classes))
