@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from course_lib.models import ssd
-from course_lib.models.ssd_loss import match_batch, match_targets
+from course_lib.models.ssd.loss import match_batch, match_targets
 
 from _timing import best_time  # benchmarks/ is on sys.path when a script runs
 

@@ -9,7 +9,7 @@ import pytest
 from course_lib import notebook
 from course_lib.datasets import download as dl
 from course_lib.datasets import pennfudan as pf
-from course_lib.models import tv_detector as tvd
+from course_lib.models.finetune import detector
 
 PAYLOAD = b"penn-fudan, but tiny\n" * 100
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -60,9 +60,9 @@ def test_offline_fails_fast(tmp_path, monkeypatch):
     with pytest.raises(notebook.OfflineError):
         pf.pennfudan(tmp_path)
     with pytest.raises(notebook.OfflineError):
-        tvd.resnet50_fpn("DEFAULT")
+        detector.resnet50_fpn("DEFAULT")
     with pytest.raises(notebook.OfflineError):
-        tvd.build_detector(tvd.FULL, 2)
+        detector.build_detector(detector.FULL, 2)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,8 +9,8 @@ import torch
 
 from course_lib import notebook
 from course_lib.models import faster_rcnn as fr
-from course_lib.models import faster_rcnn_train as frt
-from course_lib.models.proposals import ProposalConfig
+from course_lib.models.faster_rcnn import train as fr_train
+from course_lib.models.faster_rcnn.proposals import ProposalConfig
 
 TINY = dataclasses.replace(fr.QUICK, image_size=64, widths=(8, 16, 16), out_channels=16, rpn_mid=16, head_hidden=32,
                            proposals=ProposalConfig(200, 50, 200, 30, 0.7, 4.0), roi_samples=16)
@@ -98,7 +98,7 @@ def test_full_profile_fails_fast_offline(offline):
     with pytest.raises(notebook.OfflineError, match="VGG16"):
         fr.build_faster_rcnn(fr.FULL, 20)
     with pytest.raises(notebook.OfflineError, match="VOC 2007"):
-        frt.load_split(fr.FULL, "train")
+        fr_train.load_split(fr.FULL, "train")
     with pytest.raises(notebook.OfflineError):
         fr.canonical_backbone("vgg16")
     assert time.perf_counter() - t < 5
@@ -122,7 +122,7 @@ def _write_voc(folder, n=3):
 
 def test_full_data_path_reads_voc_2007_files_offline(offline):
     _write_voc(offline / "voc2007" / "VOCdevkit" / "VOC2007")
-    data = frt.load_split(fr.FULL, "train")
+    data = fr_train.load_split(fr.FULL, "train")
     assert len(data) == 3 and len(data.class_names) == 20
     image, target = data[2]
     assert image.shape == (3, 600, 600)
@@ -135,14 +135,14 @@ def test_train_predict_evaluate_on_a_few_images():
     gen = torch.Generator().manual_seed(0)
     data = [(torch.rand(3, 64, 64, generator=gen), t) for t in _targets()]
     model = _model()
-    history = frt.train_detector(model, data, epochs=1, batch_size=2, lr=1e-3)
+    history = fr_train.train_detector(model, data, epochs=1, batch_size=2, lr=1e-3)
     assert set(history) == set(fr.LOSS_NAMES) and all(len(v) == 2 for v in history.values())
     assert all(math.isfinite(x) for v in history.values() for x in v)
-    outputs = frt.predict(model, data, batch_size=2)
+    outputs = fr_train.predict(model, data, batch_size=2)
     assert len(outputs) == 3 and all(o["proposals"].shape[1] == 4 for o in outputs)
-    scores = frt.evaluate(outputs, data)
+    scores = fr_train.evaluate(outputs, data)
     assert 0 <= scores["recall"] <= 1 and (0 <= scores["map"] <= 1 or math.isnan(scores["map"]))
-    images, boxes, labels = next(iter(frt.BatchLoader(data, 3, shuffle=False)))
+    images, boxes, labels = next(iter(fr_train.BatchLoader(data, 3, shuffle=False)))
     assert images.shape == (3, 3, 64, 64) and boxes.shape == (3, 4, 4) and labels[0].tolist() == [-1] * 4
 
 

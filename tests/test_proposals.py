@@ -5,7 +5,8 @@ from hypothesis import given, settings, strategies as st
 
 from course_lib.boxes import box_convert, box_iou
 from course_lib.coding import decode, encode
-from course_lib.models.proposals import ProposalConfig, ProposalLayer, propose, sample_rois
+from course_lib.models.faster_rcnn.proposals import (ProposalConfig, ProposalLayer, propose,
+                                                     sample_rois)
 
 
 def _greedy_reference(boxes, scores, thr):

@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 from torchvision.ops import roi_pool
 
 from course_lib.coding import encode
-from course_lib.models.roi_head import FastRCNNHead, RoIPool, detect_boxes, roi_loss, roi_pool_reference
+from course_lib.models.faster_rcnn.roi_head import (FastRCNNHead, RoIPool, detect_boxes, roi_loss,
+                                                    roi_pool_reference)
 
 
 def _rois(g, k, size, batch):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from course_lib.anchors import anchor_base, grid_anchors
 from course_lib.boxes import box_convert
 from course_lib.coding import decode
-from course_lib.models.rpn import RPNHead, anchor_targets, rpn_loss
+from course_lib.models.faster_rcnn.rpn import RPNHead, anchor_targets, rpn_loss
 
 
 def test_head_shapes_and_init():

@@ -7,7 +7,7 @@ import torch
 from course_lib.boxes import box_convert, box_iou
 from course_lib.matching import FORCED, ssd_match
 from course_lib.models import ssd
-from course_lib.models.ssd_loss import match_batch, match_targets, single_object_loss, ssd_loss
+from course_lib.models.ssd.loss import match_batch, match_targets, single_object_loss, ssd_loss
 
 C = 3  # classes in these tests; background is index C
 
@@ -218,19 +218,19 @@ def test_match_batch_equals_match_targets_per_image(seed):
 
 
 def test_train_ssd_matches_at_the_given_threshold(monkeypatch):
-    from course_lib.models import ssd_train
+    from course_lib.models.ssd import train as ssd_training
 
     seen = []
 
     def spy(*args, **kwargs):
         seen.append(kwargs["threshold"])
         return ssd_loss(*args, **kwargs)
-    monkeypatch.setattr(ssd_train, "ssd_loss", spy)
+    monkeypatch.setattr(ssd_training, "ssd_loss", spy)
     anchors = ssd.ssd_anchors(grids=(4,))
     bb = ssd.small_backbone(8)
     model = ssd.Detector(bb, ssd.SingleGridHead(bb.out_channels, C, k=1, width=8, dropout=0.0))
     images = torch.rand(4, 3, 128, 128)
     boxes = torch.tensor([[[10.0, 10.0, 50.0, 60.0]]]).expand(4, 1, 4).clone()
     labels = torch.zeros(4, 1, dtype=torch.int64)
-    ssd_train.train_ssd(model, images, boxes, labels, anchors, 1, 1e-3, 2, threshold=0.4)
+    ssd_training.train_ssd(model, images, boxes, labels, anchors, 1, 1e-3, 2, threshold=0.4)
     assert seen == [0.4, 0.4]

@@ -9,7 +9,7 @@ from torch import nn
 from course_lib import notebook
 from course_lib.datasets import voc
 from course_lib.models import ssd
-from course_lib.models.ssd_profile import FULL, QUICK, get_profile, load_split, stack_detection
+from course_lib.models.ssd.profile import FULL, QUICK, get_profile, load_split, stack_detection
 from course_lib.train import TensorLoader, fit
 
 
@@ -96,7 +96,7 @@ def test_fit_reduces_the_loss_and_is_deterministic():
 
 
 def test_largest_object_and_multi_hot():
-    from course_lib.models.ssd_train import largest_object, multi_hot
+    from course_lib.models.ssd.train import largest_object, multi_hot
 
     boxes = torch.tensor([[[0, 0, 2, 2], [0, 0, 5, 5], [0, 0, 9, 9.0]], [[1, 1, 4, 4], [0, 0, 0, 0], [0, 0, 0, 0]]])
     labels = torch.tensor([[2, 0, -1], [1, -1, -1]])  # the 9 x 9 box is padding
@@ -107,7 +107,7 @@ def test_largest_object_and_multi_hot():
 
 
 def test_train_ssd_runs_and_repeats_bit_for_bit():
-    from course_lib.models.ssd_train import detect, train_ssd
+    from course_lib.models.ssd.train import detect, train_ssd
 
     def run():
         torch.manual_seed(0)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from course_lib.models import ssd
-from course_lib.models.ssd_augment import dihedral, random_dihedral
-from course_lib.models.ssd_predict import decode_predictions
+from course_lib.models.ssd.augment import dihedral, random_dihedral
+from course_lib.models.ssd.predict import decode_predictions
 
 C = 3
 

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..anchors import inside_image
-from ..boxes import box_convert, box_iou
-from ..coding import encode
-from ..losses import sigma_to_beta, smooth_l1
-from ..matching import label_anchors, sample_labels
+from ...anchors import inside_image
+from ...boxes import box_convert, box_iou
+from ...coding import encode
+from ...losses import sigma_to_beta, smooth_l1
+from ...matching import label_anchors, sample_labels
 
 __all__ = ["RPNHead", "anchor_targets", "rpn_loss"]
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..boxes import box_convert, box_iou, clip_boxes, remove_small_boxes
-from ..coding import DEFAULT_CLAMP, decode, encode
-from ..nms import nms
+from ...boxes import box_convert, box_iou, clip_boxes, remove_small_boxes
+from ...coding import DEFAULT_CLAMP, decode, encode
+from ...nms import nms
 
 __all__ = ["ProposalConfig", "propose", "ProposalLayer", "sample_rois"]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..coding import tanh_decode
-from ..nms import batched_nms
+from ...coding import tanh_decode
+from ...nms import batched_nms
 
 __all__ = ["decode_predictions"]
 

@@ -1,6 +1,6 @@
-"""Training and inference for lesson 2's three tasks, on in-memory tensors (ssd_profile.DetectionTensors).
+"""Training and inference for lesson 2's three tasks, on in-memory tensors (profile.DetectionTensors).
 
-Every training draws one flip / transpose per image and step (ssd_augment.random_dihedral, with
+Every training draws one flip / transpose per image and step (augment.random_dihedral, with
 `symmetries` 8 for the shapes or 2 for photographs) from a generator seeded with `seed`, and
 runs course_lib.train.fit (AdamW, one-cycle schedule), so a run on the CPU repeats bit for bit.
 Images are (N, 3, S, S) in [0, 1]; boxes `xyxy` pixels of the S x S image.
@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..boxes import box_area
-from ..train import TensorLoader, fit
-from .ssd_augment import random_dihedral
-from .ssd_loss import single_object_loss, ssd_loss
-from .ssd_predict import decode_predictions
+from ...boxes import box_area
+from ...train import TensorLoader, fit
+from .augment import random_dihedral
+from .loss import single_object_loss, ssd_loss
+from .predict import decode_predictions
 
 __all__ = ["largest_object", "multi_hot", "train_single", "train_multilabel", "train_ssd", "outputs", "detect"]
 

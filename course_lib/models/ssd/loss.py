@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..boxes import box_convert, box_iou
-from ..coding import tanh_decode
-from ..losses import bce_with_logits, sigmoid_focal_loss
-from ..matching import ssd_match_batch
+from ...boxes import box_convert, box_iou
+from ...coding import tanh_decode
+from ...losses import bce_with_logits, sigmoid_focal_loss
+from ...matching import ssd_match_batch
 
 __all__ = ["single_object_loss", "match_targets", "match_batch", "ssd_loss_from_targets", "ssd_loss"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..anchors import grid_anchors_normalized
-from ..boxes import box_convert
-from .normalize import ImageNetNormalize
+from ...anchors import grid_anchors_normalized
+from ...boxes import box_convert
+from ..normalize import ImageNetNormalize
 
 __all__ = ["conv_block", "OutputBlock", "SingleGridHead", "MultiScaleHead", "DenseHead", "Detector",
            "small_backbone", "resnet34_backbone", "make_backbone", "ssd_anchors", "MULTI_SCALE"]
@@ -140,7 +140,7 @@ def resnet34_backbone() -> nn.Sequential:
     """
     from torchvision.models import ResNet34_Weights, resnet34
 
-    from ..notebook import require_online
+    from ...notebook import require_online
 
     require_online("the ImageNet weights of ResNet-34")
     body = resnet34(weights=ResNet34_Weights.IMAGENET1K_V1)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..metrics import mean_average_precision
-from ..metrics.detection import proposal_recall
-from ..notebook import progress
-from ..train import fit
-from .faster_rcnn import LOSS_NAMES, FasterRCNN, FasterRCNNProfile
+from ...metrics import mean_average_precision
+from ...metrics.detection import proposal_recall
+from ...notebook import progress
+from ...train import fit
+from .model import LOSS_NAMES, FasterRCNN, FasterRCNNProfile
 
 __all__ = ["Resized", "load_split", "BatchLoader", "train_detector", "predict", "evaluate"]
 
@@ -53,7 +53,7 @@ def load_split(profile: FasterRCNNProfile, split: str):
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if profile.dataset == "shapes":
-        from ..datasets import shapes
+        from ...datasets import shapes
 
         ds = shapes.load_shapes_voc(split, n_train=profile.n_train, n_test=profile.n_test,
                                     image_size=profile.image_size, classes=profile.classes,
@@ -62,7 +62,7 @@ def load_split(profile: FasterRCNNProfile, split: str):
         items = _InMemory([data[i] for i in range(len(data))], ds.class_names)
         return items
     if profile.dataset == "voc2007":
-        from ..datasets import voc
+        from ...datasets import voc
 
         return Resized(voc.voc2007(split="trainval" if split == "train" else "test"), profile.image_size)
     raise ValueError(f"profile.dataset must be 'shapes' or 'voc2007', got {profile.dataset!r}")

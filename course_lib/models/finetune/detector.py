@@ -162,7 +162,7 @@ def resnet50_fpn(weights: str | None = "DEFAULT") -> nn.Module:
     from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
     if weights is not None:
-        from ..notebook import require_online
+        from ...notebook import require_online
 
         require_online("the COCO weights of fasterrcnn_resnet50_fpn")
     return fasterrcnn_resnet50_fpn(weights=weights)

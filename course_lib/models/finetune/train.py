@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..datasets import pennfudan as pf
-from . import tv_detector as tvd
+from ...datasets import pennfudan as pf
+from . import detector
 
 __all__ = ["LOSS_KEYS", "SamplesDataset", "loader", "fit", "predict", "source_detector", "source_classes",
            "target_root", "pretrain_cache_path", "as_numpy_targets"]
@@ -74,7 +74,7 @@ def fit(model, data, iterations: int, lr: float, momentum: float = 0.9, weight_d
     first, so a run is repeatable whatever ran before. Returns {loss name: list of floats per
     iteration} for the keys in LOSS_KEYS.
     """
-    from ..notebook import progress
+    from ...notebook import progress
 
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
@@ -119,14 +119,15 @@ def predict(model, dataset, batch_size: int = 8, device="cpu") -> list[dict]:
     return out
 
 
-def pretrain_cache_path(profile: tvd.DetectorProfile, seed: int = 0) -> Path:
+def pretrain_cache_path(profile: detector.DetectorProfile, seed: int = 0) -> Path:
     """Where `source_detector` keeps the pre-trained weights of `profile` (a .pt state dict)."""
-    from ..paths import data_dir
+    from ...paths import data_dir
 
+    # The folder keeps the name it was first written under, so weights trained before still load.
     return data_dir() / "tv_detector" / f"source-{profile.name}-{profile.key()}-seed{seed}.pt"
 
 
-def source_detector(profile: tvd.DetectorProfile, device="cpu", seed: int = 0, cache: bool = True):
+def source_detector(profile: detector.DetectorProfile, device="cpu", seed: int = 0, cache: bool = True):
     """The trained detector fine-tuning starts from.
 
     `quick`: the tiny detector trained on `profile.n_source` synthetic images of
@@ -135,10 +136,10 @@ def source_detector(profile: tvd.DetectorProfile, device="cpu", seed: int = 0, c
     `full`: fasterrcnn_resnet50_fpn with COCO weights. Returns the model in eval mode.
     """
     if profile.backbone != "tiny":
-        return tvd.build_detector(profile, num_classes=91).to(device).eval()
-    from ..datasets import shapes
+        return detector.build_detector(profile, num_classes=91).to(device).eval()
+    from ...datasets import shapes
 
-    model = tvd.build_detector(profile, num_classes=len(shapes.SOURCE_CLASSES) + 1)
+    model = detector.build_detector(profile, num_classes=len(shapes.SOURCE_CLASSES) + 1)
     path = pretrain_cache_path(profile, seed)
     if cache and path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -157,30 +158,30 @@ def source_detector(profile: tvd.DetectorProfile, device="cpu", seed: int = 0, c
     return model.eval()
 
 
-def source_classes(profile: tvd.DetectorProfile) -> tuple[str, ...]:
+def source_classes(profile: detector.DetectorProfile) -> tuple[str, ...]:
     """Names of the classes `source_detector(profile)` predicts, indexed by its labels (0 is the
     background): `quick` the synthetic source shapes, `full` COCO's 91 categories (with "N/A" gaps)."""
     if profile.backbone != "tiny":
         from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
         return tuple(FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"])
-    from ..datasets import shapes
+    from ...datasets import shapes
 
     return ("__background__", *shapes.SOURCE_CLASSES)
 
 
-def target_root(profile: tvd.DetectorProfile, seed: int = 0) -> Path:
+def target_root(profile: detector.DetectorProfile, seed: int = 0) -> Path:
     """The folder of the target data set in the Penn-Fudan layout.
 
     `quick`: profile.n_target synthetic images of shapes.TARGET_CLASSES, written (once) under
     data_dir(); `full`: real Penn-Fudan, downloaded with its checksum and extracted.
     """
-    from ..paths import data_dir
+    from ...paths import data_dir
 
     if profile.data == "pennfudan":
         pf.pennfudan(data_dir())
         return data_dir() / "PennFudanPed"
-    from ..datasets import shapes
+    from ...datasets import shapes
 
     root = data_dir() / f"shapes_target_{profile.key()}_{profile.n_target}_{seed}"
     if not (root / pf.CLASSES_FILE).is_file():

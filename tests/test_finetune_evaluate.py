@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from course_lib import metrics
-from course_lib.models import tv_eval
+from course_lib.models.finetune import evaluate
 
 
 def _random_set(seed, n_images=6, n_classes=3):
@@ -27,7 +27,7 @@ def _random_set(seed, n_images=6, n_classes=3):
 @pytest.mark.parametrize("seed", range(4))
 def test_coco_stats_match_course_lib(seed):
     preds, gts = _random_set(seed)
-    ours = tv_eval.coco_stats(preds, gts)
+    ours = evaluate.coco_stats(preds, gts)
     ref = metrics.coco_evaluate(preds, gts)
     for k in ("AP", "AP50", "AP75", "AR100"):
         assert ours[k] == pytest.approx(ref[k], abs=1e-9) or (ours[k] == -1 and np.isnan(ref[k]))
@@ -36,7 +36,7 @@ def test_coco_stats_match_course_lib(seed):
 def test_table_text_and_perfect_detections():
     gts = [dict(boxes=np.array([[0, 0, 10, 10], [20, 20, 40, 50.0]]), labels=np.array([1, 2]))]
     preds = [dict(boxes=gts[0]["boxes"], scores=np.array([0.9, 0.8]), labels=gts[0]["labels"])]
-    stats, text = tv_eval.coco_table(preds, gts)
+    stats, text = evaluate.coco_table(preds, gts)
     assert stats["AP"] == pytest.approx(1.0) and stats["AR100"] == pytest.approx(1.0)
     assert "Average Precision  (AP) @[ IoU=0.50:0.95" in text and len(text.splitlines()) == 12
 
@@ -46,15 +46,15 @@ def test_precision_recall_by_hand():
     gts = [dict(boxes=np.array([[0, 0, 10, 10.0]]), labels=np.array([1]))]
     preds = [dict(boxes=np.array([[3, 0, 13, 10.0], [50, 50, 60, 60]]), scores=np.array([0.9, 0.7]),
                   labels=np.array([1, 1]))]
-    pr = tv_eval.precision_recall(preds, gts, iou_thresholds=(0.2, 0.5, 0.8), score_threshold=0.5)
+    pr = evaluate.precision_recall(preds, gts, iou_thresholds=(0.2, 0.5, 0.8), score_threshold=0.5)
     assert pr[0.2] == pytest.approx((0.5, 1.0)) and pr[0.5] == pytest.approx((0.5, 1.0))
     assert pr[0.8] == pytest.approx((0.0, 0.0))
-    assert tv_eval.precision_recall(preds, gts, score_threshold=0.8)[0.2] == pytest.approx((1.0, 1.0))
+    assert evaluate.precision_recall(preds, gts, score_threshold=0.8)[0.2] == pytest.approx((1.0, 1.0))
 
 
 def test_mismatched_lengths():
     with pytest.raises(ValueError, match="one entry per image"):
-        tv_eval.coco_stats([], [dict(boxes=np.zeros((0, 4)), labels=np.zeros(0))])
+        evaluate.coco_stats([], [dict(boxes=np.zeros((0, 4)), labels=np.zeros(0))])
 
 
 def test_image_errors_counts_misses_and_false_positives():
@@ -63,5 +63,5 @@ def test_image_errors_counts_misses_and_false_positives():
     preds = [dict(boxes=np.array([[0, 0, 10, 10.0], [20, 20, 30, 30], [40, 40, 50, 50]]),
                   scores=np.array([0.9, 0.9, 0.2]), labels=np.array([1, 1, 1])),
              dict(boxes=np.array([[1, 1, 5, 5.0]]), scores=np.array([0.6]), labels=np.array([3]))]
-    missed, fp = tv_eval.image_errors(preds, gts)
+    missed, fp = evaluate.image_errors(preds, gts)
     assert missed.tolist() == [1, 0] and fp.tolist() == [1, 1]

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..anchors import anchor_base, grid_anchors
-from .normalize import ImageNetNormalize
+from ...anchors import anchor_base, grid_anchors
+from ..normalize import ImageNetNormalize
 from .proposals import ProposalConfig, ProposalLayer, sample_rois
 from .roi_head import FastRCNNHead, RoIPool, detect_boxes, roi_loss
 from .rpn import RPNHead, anchor_targets, rpn_loss
@@ -140,7 +140,7 @@ def vgg16_backbone(pretrained: bool = True) -> tuple[nn.Sequential, nn.Sequentia
     if weights is not None:
         cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
         if not os.path.isfile(cached):
-            from ..notebook import require_online
+            from ...notebook import require_online
 
             require_online("the ImageNet weights of VGG16")
     vgg = vgg16(weights=weights)

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_pool
 
-from ..boxes import clip_boxes, remove_small_boxes
-from ..coding import DEFAULT_CLAMP, decode
-from ..losses import sigma_to_beta, smooth_l1
-from ..nms import batched_nms
+from ...boxes import clip_boxes, remove_small_boxes
+from ...coding import DEFAULT_CLAMP, decode
+from ...losses import sigma_to_beta, smooth_l1
+from ...nms import batched_nms
 
 __all__ = ["roi_pool_reference", "RoIPool", "FastRCNNHead", "roi_loss", "detect_boxes"]
 

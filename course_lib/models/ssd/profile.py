@@ -106,13 +106,13 @@ def load_split(profile: SSDProfile, split: str) -> tuple[DetectionTensors, tuple
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if profile.data == "shapes":
-        from ..datasets import shapes
+        from ...datasets import shapes
 
         ds = shapes.load_shapes_voc(split, n_train=profile.n_train, n_test=profile.n_test,
                                     image_size=profile.image_size, classes=profile.classes or shapes.SOURCE_CLASSES,
                                     max_objects=profile.max_objects, style=profile.style)
     elif profile.data == "voc2007":
-        from ..datasets import voc
+        from ...datasets import voc
 
         ds = voc.voc2007(split="trainval" if split == "train" else "test")
     else:

@@ -129,7 +129,7 @@ def image_errors(preds, gts, iou_threshold: float = 0.5, score_threshold: float 
     (a lenient, unmatched count: good for finding failure cases, not for metrics).
     Returns (missed (N,) int, false_positives (N,) int) NumPy arrays, N = number of images.
     """
-    from ..boxes import box_iou
+    from ...boxes import box_iou
 
     if len(preds) != len(gts):
         raise ValueError(f"preds and gts must have one entry per image, got {len(preds)} and {len(gts)}")
