@@ -25,14 +25,14 @@ import math
 
 import numpy as np
 
-from .boxes import box_convert, box_iou
+from .boxes import box_convert
 from .coding import decode
 from .nms import nms
 
 __all__ = [
     "conv2", "conv_layer", "im2col", "sigmoid", "safe_log", "safe_log_naive", "SAFE_LOG_MIN",
     "forwardprop", "forwardprop_loop", "detect", "detect_nms", "loss", "backprop",
-    "weight_gradient", "weight_update", "adam_init", "adam_step", "training_step", "recall_at_k",
+    "weight_gradient", "weight_update", "adam_init", "adam_step", "training_step",
 ]
 
 SAFE_LOG_MIN = math.exp(-100)
@@ -350,19 +350,3 @@ def training_step(cols, Y, W1, W2, state: dict, lr: float):
     W1, W2, state = adam_step(W1, W2, dW1, dW2, state, lr)
     return W1, W2, state, bce, mse
 
-
-def recall_at_k(Yhat, anchors, rects, k: int = 10, iou_threshold: float = 0.5, nms_threshold: float = 0.3) -> float:
-    """Fraction of faces found by the top-k detections after NMS, at IoU >= iou_threshold.
-
-    Yhat: (B, N1, N2, A, 5); anchors: (N1, N2, A, 4) `cxcywh`; rects: (B, R, >=4) `cxcywh` pixels,
-    rows with zero width unused. Returns a float in [0, 1] (0 if there are no faces).
-    """
-    Yhat, rects = _array(Yhat, "Yhat", (5,)), _array(rects, "rects", (3,))
-    found = total = 0
-    for yh, r in zip(Yhat, rects):
-        faces = box_convert(r[r[:, 2] > 0, :4].astype(np.float64), "cxcywh", "xyxy")
-        boxes, _ = detect_nms(yh, anchors, k, nms_threshold)
-        total += len(faces)
-        if len(faces) and len(boxes):
-            found += int((box_iou(faces, boxes).max(1) >= iou_threshold).sum())
-    return found / max(total, 1)

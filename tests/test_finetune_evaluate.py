@@ -33,6 +33,21 @@ def test_coco_stats_match_course_lib(seed):
         assert ours[k] == pytest.approx(ref[k], abs=1e-9) or (ours[k] == -1 and np.isnan(ref[k]))
 
 
+def test_ground_truth_is_metrics_to_coco_with_difficult_boxes_ignored():
+    # Difficult boxes become COCO ignore regions (iscrowd), as metrics.to_coco writes them.
+    preds, gts = _random_set(7)
+    rng = np.random.default_rng(7)
+    for g in gts:
+        g["difficult"] = rng.random(len(g["labels"])) < 0.4
+    ev = evaluate.coco_eval(preds, gts)
+    ref = metrics.to_coco(preds, gts)[0]["annotations"]
+    ours = ev.cocoGt.dataset["annotations"]  # COCOeval adds its own ignore flags
+    assert len(ours) == len(ref) and all({k: a[k] for k in r} == r for a, r in zip(ours, ref))
+    ours, ref = evaluate.coco_stats(preds, gts), metrics.pycocotools_evaluate(preds, gts)
+    for k in ("AP", "AP50", "AP75", "AR100"):
+        assert ours[k] == pytest.approx(ref[k], abs=1e-12)
+
+
 def test_table_text_and_perfect_detections():
     gts = [dict(boxes=np.array([[0, 0, 10, 10], [20, 20, 40, 50.0]]), labels=np.array([1, 2]))]
     preds = [dict(boxes=gts[0]["boxes"], scores=np.array([0.9, 0.8]), labels=gts[0]["labels"])]
@@ -53,7 +68,7 @@ def test_precision_recall_by_hand():
 
 
 def test_mismatched_lengths():
-    with pytest.raises(ValueError, match="one entry per image"):
+    with pytest.raises(ValueError, match="the same images"):
         evaluate.coco_stats([], [dict(boxes=np.zeros((0, 4)), labels=np.zeros(0))])
 
 

@@ -241,7 +241,7 @@ def test_adam_training_lowers_the_loss():
     assert losses[-1] < 0.5 * losses[0]
 
 
-# --- detect and recall --------------------------------------------------------------------------
+# --- detect -------------------------------------------------------------------------------------
 
 def grid_anchors(n=4, a=2):
     anchors = np.zeros((n, n, a, 4))
@@ -270,17 +270,6 @@ def test_detect_caps_growth_at_2x():
     Yhat[0, 0, 0] = [0, 0, 10, -10, 1]
     w, h = mp5.detect(Yhat, 1, anchors)[0, 2:]
     assert w == pytest.approx(40) and h == pytest.approx(30 * np.exp(-10))
-
-
-def test_recall_counts_faces_found():
-    anchors = grid_anchors()
-    Yhat = np.zeros((1, 4, 4, 2, 5))
-    Yhat[0, 1, 1, 0, 4] = 1
-    rects = np.zeros((1, 3, 10))
-    rects[0, 0, :4] = anchors[1, 1, 0]          # found exactly
-    rects[0, 1, :4] = [200, 200, 10, 10]        # nowhere near an anchor
-    assert mp5.recall_at_k(Yhat, anchors, rects, k=1) == pytest.approx(0.5)
-    assert mp5.recall_at_k(Yhat, anchors, np.zeros((1, 3, 10))) == 0.0
 
 
 # --- bad input ----------------------------------------------------------------------------------

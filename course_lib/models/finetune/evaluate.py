@@ -12,57 +12,30 @@ import io
 
 import numpy as np
 
-__all__ = ["to_coco", "coco_eval", "coco_stats", "coco_table", "precision_recall", "image_errors", "STAT_NAMES"]
+from ...metrics import to_coco
+
+__all__ = ["coco_eval", "coco_stats", "coco_table", "precision_recall", "image_errors", "STAT_NAMES"]
 
 # The 12 numbers COCOeval.summarize() prints, in its order.
 STAT_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
 
 
-def _xywh(boxes) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-
-
-def to_coco(preds, gts, image_sizes=None, num_classes=None):
-    """Ground truth and detections as COCO dicts for pycocotools.
-
-    preds: list per image of dict(boxes (K, 4) `xyxy` px, scores (K,), labels (K,) 1..);
-    gts: list per image of dict(boxes (G, 4) `xyxy` px, labels (G,) 1.., optional iscrowd (G,)).
-    image_sizes: optional list of (h, w). num_classes: categories are 1..num_classes (default:
-    the largest label seen). Returns (gt dataset dict, list of detection dicts; bbox `xywh`).
-    """
-    if len(preds) != len(gts):
-        raise ValueError(f"preds and gts must have one entry per image, got {len(preds)} and {len(gts)}")
-    labels = [np.asarray(g["labels"]).reshape(-1) for g in gts] + [np.asarray(p["labels"]).reshape(-1) for p in preds]
-    top = int(max((l.max() for l in labels if l.size), default=1))
-    n_cls = num_classes or top
-    images, anns, dets = [], [], []
-    for i, (p, g) in enumerate(zip(preds, gts)):
-        h, w = image_sizes[i] if image_sizes is not None else (0, 0)
-        images.append({"id": i, "height": int(h), "width": int(w)})
-        gb, gl = _xywh(g["boxes"]), np.asarray(g["labels"]).reshape(-1)
-        crowd = np.asarray(g.get("iscrowd", np.zeros(len(gl)))).reshape(-1)
-        for b, l, c in zip(gb.tolist(), gl.tolist(), crowd.tolist()):
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(l), "bbox": b,
-                         "area": b[2] * b[3], "iscrowd": int(c)})
-        pb, ps, pl = _xywh(p["boxes"]), np.asarray(p["scores"]).reshape(-1), np.asarray(p["labels"]).reshape(-1)
-        for b, s, l in zip(pb.tolist(), ps.tolist(), pl.tolist()):
-            dets.append({"image_id": i, "category_id": int(l), "bbox": b, "score": float(s)})
-    gt = {"images": images, "annotations": anns,
-          "categories": [{"id": c} for c in range(1, n_cls + 1)]}
-    return gt, dets
-
-
 def coco_eval(preds, gts, iou_thresholds=None, num_classes=None):
     """Run pycocotools' COCOeval (bbox) quietly; returns the evaluated, accumulated COCOeval.
 
-    preds, gts: as in `to_coco`. iou_thresholds: None for COCO's 0.50:0.05:0.95.
+    preds: list per image of dict(boxes (K, 4) `xyxy` px, scores (K,), labels (K,) 1..);
+    gts: list per image of dict(boxes (G, 4) `xyxy` px, labels (G,) 1.., optional iscrowd (G,),
+    optional difficult (G,)), converted by course_lib.metrics.to_coco.
+    iou_thresholds: None for COCO's 0.50:0.05:0.95. num_classes: the classes evaluated are
+    1..num_classes (default: 1 to the largest label seen); boxes of other labels are left out.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    gt_dict, dets = to_coco(preds, gts, num_classes=num_classes)
+    gt_dict, dets = to_coco(preds, gts)
+    labels = [a["category_id"] for a in gt_dict["annotations"] + dets]
+    class_ids = list(range(1, (num_classes or max(labels, default=1)) + 1))
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints timings
         gt = COCO()
         gt.dataset = gt_dict
@@ -72,6 +45,7 @@ def coco_eval(preds, gts, iou_thresholds=None, num_classes=None):
             dt.dataset = {"images": gt_dict["images"], "annotations": [], "categories": gt_dict["categories"]}
             dt.createIndex()
         ev = COCOeval(gt, dt, "bbox")
+        ev.params.catIds = class_ids
         if iou_thresholds is not None:
             ev.params.iouThrs = np.asarray(iou_thresholds, dtype=np.float64)
         ev.evaluate()
@@ -123,7 +97,7 @@ def precision_recall(preds, gts, iou_thresholds=(0.2, 0.5, 0.8), score_threshold
 def image_errors(preds, gts, iou_threshold: float = 0.5, score_threshold: float = 0.5):
     """Per image, how many ground-truth boxes are missed and how many detections are wrong.
 
-    preds, gts: as in `to_coco` (`xyxy` px). Only detections scoring >= score_threshold count. A
+    preds, gts: as in `coco_eval` (`xyxy` px). Only detections scoring >= score_threshold count. A
     ground-truth box is missed when no detection of its class overlaps it with IoU >=
     iou_threshold; a detection is a false positive when no ground-truth box of its class does
     (a lenient, unmatched count: good for finding failure cases, not for metrics).
