@@ -8,7 +8,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # with two, so every run that executes the lessons uses two, whatever the machine has.
 LESSON_THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 
-.PHONY: all book test unit nbval lab bench check-book clean distclean
+.PHONY: all book test unit nbval lab bench calibrate check-book clean distclean
 
 all: test book
 
@@ -42,7 +42,17 @@ lab: $(STAMP)
 
 ## bench: speed goals, printed as ratios against baselines measured in the same run
 bench: $(STAMP)
-	@for f in benchmarks/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@for f in $(filter-out benchmarks/calibrate.py,$(wildcard benchmarks/[!_]*.py)); do \
+	  echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+## calibrate: run the trained lessons over seeds and thread counts, then rewrite their bands
+## (hours on 2 cores; see benchmarks/calibration.md). SEEDS, THREADS and JOBS override the defaults.
+SEEDS ?= 0 1 2 3 4
+THREADS ?= 1 2
+JOBS ?= 1
+calibrate: $(STAMP)
+	$(BIN)/python benchmarks/calibrate.py run --lessons 01 02 03 04 --seeds $(SEEDS) --threads $(THREADS) --jobs $(JOBS)
+	$(BIN)/python benchmarks/calibrate.py summarise
 
 ## check-book: open every page of the built book in headless Chromium, offline (screenshots in _build/screens)
 check-book: $(STAMP)

@@ -80,7 +80,12 @@ def choose_profile(requested: str | None = None) -> str:
 
 
 def setup(seed: int = 0, profile: str | None = None) -> Context:
-    """Seed everything, pick the device (the GPU when present) and the profile; return a Context."""
+    """Seed everything, pick the device (the GPU when present) and the profile; return a Context.
+
+    $COURSE_SEED, when set, replaces `seed`: the calibration runs (benchmarks/calibrate.py) train
+    every lesson under several seeds without editing the notebooks.
+    """
+    seed = int(os.environ.get("COURSE_SEED", seed))
     seed_everything(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return Context(profile=choose_profile(profile), device=device, seed=seed)
@@ -100,3 +105,33 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("mininterval", 2.0)
     kwargs.setdefault("ncols", 80)
     return tqdm(iterable, **kwargs)
+
+
+def _plain(value):
+    """`value` as a built-in Python scalar or string, so that the book can format it (`:.2f`)."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"glue: value must be a number or a string, got {type(value).__name__}")
+
+
+def glue(name: str, value):
+    """Make a figure of this run quotable in the lesson's prose, and return it unchanged.
+
+    name: the key the prose uses, as ``{glue:text}`name:.2f` ``; value: a number (Python, NumPy or
+    a one-element tensor) or a string. In the book build (myst-nb) the value is stored in the cell's
+    output, hidden, so text and output cannot disagree. Where myst-nb or an IPython kernel is absent
+    (a plain Colab runtime, a script) nothing is displayed.
+    """
+    plain = _plain(value)
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    if get_ipython() is not None:
+        myst_glue(name, plain, display=False)
+    return value

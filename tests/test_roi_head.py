@@ -19,11 +19,12 @@ def _rois(g, k, size, batch):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 10_000), st.sampled_from([1 / 16, 1 / 8, 0.25]), st.sampled_from([(7, 7), (3, 5), (2, 2)]))
-def test_reference_roi_pool_equals_torchvision(seed, scale, out):
+@given(st.integers(0, 10_000), st.sampled_from([1 / 16, 1 / 8, 0.25, 0.1]), st.sampled_from([(7, 7), (3, 5), (2, 2)]),
+       st.sampled_from([torch.float32, torch.float64]))
+def test_reference_roi_pool_equals_torchvision(seed, scale, out, dtype):
     g = torch.Generator().manual_seed(seed)
-    feats = torch.randn(2, 3, 9, 11, generator=g)
-    rois = _rois(g, 6, 11 / scale, 2)
+    feats = torch.randn(2, 3, 9, 11, generator=g, dtype=dtype)
+    rois = _rois(g, 6, 11 / scale, 2).to(dtype)
     ref = roi_pool_reference(feats, rois, out, scale)
     assert torch.equal(ref, roi_pool(feats, rois, out, scale))
 
@@ -101,3 +102,10 @@ def test_detect_boxes_decodes_per_class_and_suppresses():
 def test_detect_boxes_without_rois():
     boxes, scores, labels = detect_boxes(torch.zeros(0, 12), torch.zeros(0, 3), torch.zeros(0, 4), (10, 10))
     assert boxes.shape == (0, 4) and scores.shape == (0,) and labels.shape == (0,)
+
+
+def test_reference_roi_pool_rounds_float64_rois_as_torchvision_does():
+    # 8 - 1e-8 px at scale 1/16 is just under half a cell: float64 rounds it down, float32 up.
+    feats = torch.arange(2 * 6 * 6, dtype=torch.float64).reshape(1, 2, 6, 6)
+    rois = torch.tensor([[0.0, 8 - 1e-8, 8 - 1e-8, 72.0, 72.0]], dtype=torch.float64)
+    assert torch.equal(roi_pool_reference(feats, rois, (2, 2), 1 / 16), roi_pool(feats, rois, (2, 2), 1 / 16))

@@ -52,7 +52,8 @@ def roi_pool_reference(features: torch.Tensor, rois: torch.Tensor, output_size=(
     _check_rois(features, rois)
     ph, pw = output_size
     B, C, H, W = features.shape
-    scaled = rois[:, 1:].float() * torch.tensor(spatial_scale, dtype=torch.float32, device=rois.device)
+    # torchvision scales in double precision (T * double), whatever the RoIs' dtype: so do we.
+    scaled = rois[:, 1:].double() * spatial_scale
     x1, y1, x2, y2 = _round(scaled).unbind(1)
     hs, he = _bins(y1, y2, ph, H)
     ws, we = _bins(x1, x2, pw, W)
