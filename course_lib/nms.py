@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._arrays import check_1d, check_boxes, to_torch
+from ._arrays import check_1d, check_boxes, to_torch, wide_float
 
 __all__ = ["nms", "batched_nms"]
 
@@ -46,7 +46,8 @@ def _prepare(boxes, scores):
 def _run(t: torch.Tensor, s: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     # Stable sort: among equal scores the earlier box is visited first (as torchvision does).
     order = torch.sort(s.detach(), descending=True, stable=True).indices
-    keep = _greedy(t.detach().cpu().numpy(), order.cpu().numpy(), float(iou_threshold))
+    b = t.detach().to(wide_float(t.dtype)).cpu().numpy()
+    keep = _greedy(b, order.cpu().numpy(), float(iou_threshold))
     return torch.from_numpy(keep).to(t.device)
 
 
@@ -56,6 +57,7 @@ def nms(boxes, scores, iou_threshold: float):
     boxes: (N, 4) `xyxy`, any unit; scores: (N,); iou_threshold: drop boxes with IoU > this with a
     kept, higher-scored box. Returns (K,) int64 indices of the kept boxes, in descending score order
     (ties: lower index first). NumPy in -> NumPy out, torch in -> torch out.
+    float16 and bfloat16 boxes are compared in float32.
     """
     t, s, back = _prepare(boxes, scores)
     return back(_run(t, s, iou_threshold))
