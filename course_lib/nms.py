@@ -14,9 +14,8 @@ from ._arrays import check_1d, check_boxes, check_labels, check_number, to_torch
 __all__ = ["nms", "batched_nms"]
 
 
-def _greedy(b: np.ndarray, order: np.ndarray, iou_threshold: float, labels: np.ndarray | None = None) -> np.ndarray:
-    """Kept positions into `b`, for boxes visited in `order` (NumPy, float). With `labels`, a box
-    only suppresses boxes of its own label."""
+def _greedy(b: np.ndarray, order: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Kept positions into `b`, for boxes visited in `order` (NumPy, float)."""
     x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     areas = (x2 - x1) * (y2 - y1)
     keep = []
@@ -30,10 +29,7 @@ def _greedy(b: np.ndarray, order: np.ndarray, iou_threshold: float, labels: np.n
         union = areas[i] + areas[rest] - inter
         with np.errstate(divide="ignore", invalid="ignore"):
             iou = np.where(union > 0, inter / union, 0.0)
-        survive = iou <= iou_threshold
-        if labels is not None:
-            survive |= labels[rest] != labels[i]
-        order = rest[survive]
+        order = rest[iou <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -50,10 +46,21 @@ def _prepare(boxes, scores, iou_threshold):
 
 def _run(t: torch.Tensor, s: torch.Tensor, iou_threshold: float, labels: torch.Tensor | None = None) -> torch.Tensor:
     # Stable sort: among equal scores the earlier box is visited first (as torchvision does).
-    order = torch.sort(s.detach(), descending=True, stable=True).indices
+    order = torch.sort(s.detach(), descending=True, stable=True).indices.cpu().numpy()
     b = t.detach().to(wide_float(t.dtype)).cpu().numpy()
-    lab = None if labels is None else labels.cpu().numpy()
-    keep = _greedy(b, order.cpu().numpy(), float(iou_threshold), lab)
+    if labels is None:
+        keep = _greedy(b, order, float(iou_threshold))
+    else:
+        # One greedy pass per class over that class's boxes, in the global visiting order: the
+        # kept boxes are those of nms class by class, and each pass compares only boxes that may
+        # suppress each other. A stable sort by label groups the classes, keeping that order.
+        lab = labels.cpu().numpy()[order]
+        grouped = order[np.argsort(lab, kind="stable")]
+        bounds = np.cumsum(np.unique(lab, return_counts=True)[1])[:-1]
+        keep = np.concatenate([_greedy(b, part, float(iou_threshold)) for part in np.split(grouped, bounds)])
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        keep = keep[np.argsort(rank[keep])]  # back to descending score order, ties by index
     return torch.from_numpy(keep).to(t.device)
 
 
@@ -77,10 +84,10 @@ def batched_nms(boxes, scores, labels, iou_threshold: float):
     """NMS within each class: boxes of different labels never suppress each other.
 
     boxes: (N, 4) `xyxy`, any unit and sign; scores: (N,); labels: (N,) integer class per box
-    (2 and 2.0 alike); iou_threshold: in [0, 1], as for `nms`. One greedy pass does every class:
-    a kept box only suppresses boxes of its own label, so the result is that of `nms` run class
-    by class, with IoUs computed on the boxes as given (no per-class coordinate offsets, which
-    lose precision for large coordinates). Returns (K,) int64 indices in descending score order.
+    (2 and 2.0 alike); iou_threshold: in [0, 1], as for `nms`. The greedy walk runs class by
+    class on the boxes as given: no per-class coordinate offsets, which mix classes when
+    coordinates are negative and lose precision when they are large. Returns (K,) int64 indices
+    in descending score order (ties: lower index first), exactly `nms` class by class, merged.
 
     Errors and edge cases: as for `nms`; non-integer or non-finite labels raise ValueError.
     """
