@@ -66,6 +66,8 @@ def box_area(boxes):
     boxes: (..., 4) `xyxy`, any unit, x2 >= x1 and y2 >= y1. Returns (...,) areas in the dtype
     of `boxes`, except float16 and bfloat16 boxes, whose areas come in float32 (as torchvision's):
     float16 cannot hold an area above 65504, a box of about 256 x 256.
+
+    Errors and edge cases: an empty (0, 4) input gives (0,); a point or a line has area 0.
     """
     t, back = to_torch(boxes, "boxes")
     t = check_boxes(t, "boxes", "xyxy", ndim=None)

@@ -4,6 +4,10 @@ preds: list with one dict per image: boxes (K, 4) `xyxy` pixels, scores (K,), la
 gts:   list with one dict per image: boxes (G, 4) `xyxy` pixels, labels (G,), and optionally
        iscrowd (G,) bool and/or difficult (G,) bool (ignore regions, see metrics.matching).
 NumPy arrays or torch tensors; results are Python floats / NumPy arrays.
+
+Errors and edge cases: labels are whole numbers (2 and 2.0 alike; 1.7 or NaN raise ValueError
+naming the image and key), flags bool or 0/1; an image may have no boxes; a class without a
+regular ground-truth box gets no AP; a data set without ground truth gives NaN.
 """
 from __future__ import annotations
 
