@@ -7,12 +7,17 @@ Formats (pixel coordinates unless a function says "normalised"):
     cxcywh  x_centre, y_centre, w, h (anchors, the MP5 data, SSD priors)
 Boxes are continuous: a box [0, 0, 10, 10] has width 10 (no "+1").
 NumPy in -> NumPy out, torch in -> torch out.
+
+float16 and bfloat16 boxes: areas, intersections and unions are computed in float32 (as
+torchvision does), since a float16 area overflows past 65504 px^2, a box of about 256 x 256.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ._arrays import BOX_FORMATS, check_1d, check_boxes, to_torch
+from ._arrays import BOX_FORMATS, check_boxes, check_number, to_torch, wide_float
 
 __all__ = ["BOX_FORMATS", "box_convert", "box_area", "box_iou", "clip_boxes", "remove_small_boxes"]
 
@@ -58,10 +63,15 @@ def box_convert(boxes, in_fmt: str, out_fmt: str):
 def box_area(boxes):
     """Area of each box.
 
-    boxes: (..., 4) `xyxy`, any unit, x2 >= x1 and y2 >= y1. Returns (...,) areas.
+    boxes: (..., 4) `xyxy`, any unit, x2 >= x1 and y2 >= y1. Returns (...,) areas in the dtype
+    of `boxes`, except float16 and bfloat16 boxes, whose areas come in float32 (as torchvision's):
+    float16 cannot hold an area above 65504, a box of about 256 x 256.
+
+    Errors and edge cases: an empty (0, 4) input gives (0,); a point or a line has area 0.
     """
     t, back = to_torch(boxes, "boxes")
     t = check_boxes(t, "boxes", "xyxy", ndim=None)
+    t = t.to(wide_float(t.dtype))
     return back((t[..., 2] - t[..., 0]) * (t[..., 3] - t[..., 1]))
 
 
@@ -83,14 +93,21 @@ def box_iou(boxes1, boxes2):
     """Pairwise intersection-over-union (the Jaccard index).
 
     boxes1: (N, 4) and boxes2: (M, 4), both `xyxy`, any unit, x2 >= x1 and y2 >= y1.
-    Returns (N, M) IoU in [0, 1]; NumPy in -> NumPy out, torch in -> torch out.
+    Returns (N, M) IoU in [0, 1], in the dtype the two inputs promote to (integer boxes: float32;
+    float16 and bfloat16 are computed in float32 and rounded at the end);
+    NumPy in -> NumPy out, torch in -> torch out.
+
+    Errors and edge cases: an empty set gives an (N, 0) or (0, M) result. Two boxes of zero area
+    (a point or a line) have IoU 0, even when they coincide: the union is empty, and 0/0 is
+    taken as 0. NaN, infinite coordinates and boxes with x2 < x1 or y2 < y1 raise ValueError.
     """
     a, back = to_torch(boxes1, "boxes1")
     b, _ = to_torch(boxes2, "boxes2")
     a = check_boxes(a, "boxes1")
     b = check_boxes(b, "boxes2")
     dtype = torch.promote_types(a.dtype, b.dtype)
-    return back(_iou(a.to(dtype), b.to(device=a.device, dtype=dtype)))
+    work = wide_float(dtype)
+    return back(_iou(a.to(work), b.to(device=a.device, dtype=work)).to(dtype))
 
 
 def clip_boxes(boxes, size):
@@ -101,9 +118,8 @@ def clip_boxes(boxes, size):
     """
     if len(size) != 2:
         raise ValueError(f"size must be (height, width), got {size!r}")
-    h, w = float(size[0]), float(size[1])
-    if h < 0 or w < 0:
-        raise ValueError(f"size must be non-negative (height, width), got {size!r}")
+    h = check_number(size[0], "size[0] (height)", 0, math.inf, hi_open=True)
+    w = check_number(size[1], "size[1] (width)", 0, math.inf, hi_open=True)
     t, back = to_torch(boxes, "boxes")
     t = check_boxes(t, "boxes", "xyxy", ndim=None)
     lo = torch.zeros(4, dtype=t.dtype, device=t.device)
@@ -114,8 +130,10 @@ def clip_boxes(boxes, size):
 def remove_small_boxes(boxes, min_size: float):
     """Indices of the boxes whose width and height are both >= `min_size`.
 
-    boxes: (N, 4) `xyxy`, same unit as min_size. Returns (K,) int64 indices, ascending.
+    boxes: (N, 4) `xyxy`, same unit as min_size (>= 0; 0 keeps every box, zero-size ones included).
+    Returns (K,) int64 indices, ascending.
     """
+    min_size = check_number(min_size, "min_size", 0)
     t, back = to_torch(boxes, "boxes")
     t = check_boxes(t, "boxes")
     wh = t[:, 2:] - t[:, :2]

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ._arrays import as_float, check_boxes, to_torch
+from ._arrays import as_float, check_boxes, check_number, to_torch
 
 __all__ = ["encode", "decode", "tanh_decode", "DEFAULT_CLAMP"]
 
@@ -27,12 +27,25 @@ def _centre_form(t: torch.Tensor, fmt: str) -> tuple[torch.Tensor, ...]:
     return t[..., 0] + 0.5 * s0, t[..., 1] + 0.5 * s1, s0, s1
 
 
+def _check_weights(weights) -> tuple[float, ...]:
+    if len(weights) != 4:
+        raise ValueError(f"weights must be 4 numbers (wx, wy, ww, wh), got {weights!r}")
+    return tuple(check_number(w, f"weights[{i}]", 0, math.inf, lo_open=True, hi_open=True)
+                 for i, w in enumerate(weights))
+
+
 def encode(boxes, anchors, weights=(1.0, 1.0, 1.0, 1.0), fmt: str = "xyxy"):
     """Offsets that move each anchor onto its box.
 
-    boxes, anchors: (N, 4), both `fmt` ('xyxy' or 'yxyx'), pixels, positive sizes.
-    Returns (N, 4) deltas: (tx, ty, tw, th) for 'xyxy', (ty, tx, th, tw) for 'yxyx', times weights.
+    boxes, anchors: (N, 4), both `fmt` ('xyxy' or 'yxyx'), pixels, positive sizes; weights: 4
+    positive numbers. Returns (N, 4) deltas: (tx, ty, tw, th) for 'xyxy', (ty, tx, th, tw) for
+    'yxyx', times weights.
+
+    Errors and edge cases: a box or an anchor of zero (or negative) width or height raises
+    ValueError, naming which: its log-size offset would be -inf (or NaN). Encode only matched,
+    real objects, not padding. N = 0 gives an empty (0, 4) result.
     """
+    weights = _check_weights(weights)
     b, back = to_torch(boxes, "boxes")
     a, _ = to_torch(anchors, "anchors")
     b, a = check_boxes(b, "boxes", fmt), check_boxes(a, "anchors", fmt)
@@ -43,6 +56,8 @@ def encode(boxes, anchors, weights=(1.0, 1.0, 1.0, 1.0), fmt: str = "xyxy"):
     ac0, ac1, as0, as1 = _centre_form(a, fmt)
     if b.numel() and ((as0 <= 0) | (as1 <= 0)).any():
         raise ValueError("anchors must have positive width and height")
+    if b.numel() and ((bs0 <= 0) | (bs1 <= 0)).any():
+        raise ValueError("boxes must have positive width and height: a box of zero size has no log-size offset")
     w = torch.as_tensor(weights, dtype=b.dtype, device=b.device)
     d = torch.stack([(bc0 - ac0) / as0, (bc1 - ac1) / as1, torch.log(bs0 / as0), torch.log(bs1 / as1)], dim=-1)
     return back(d * w)
@@ -53,8 +68,15 @@ def decode(deltas, anchors, weights=(1.0, 1.0, 1.0, 1.0), clamp: float | None = 
 
     deltas: (N, 4) as returned by encode for `fmt`; anchors: (N, 4) `fmt` pixels.
     clamp: if given, the log-size offsets are clamped to at most this (e.g. DEFAULT_CLAMP) so that
-    an untrained network cannot produce overflowing boxes. Returns (N, 4) boxes in `fmt`, pixels.
+    an untrained network cannot produce overflowing boxes. weights: 4 positive numbers, as given
+    to encode. Returns (N, 4) boxes in `fmt`, pixels.
+
+    Errors and edge cases: a zero-size anchor decodes to a zero-size box at its centre.
+    NaN in clamp or weights, and weights <= 0, raise ValueError.
     """
+    weights = _check_weights(weights)
+    if clamp is not None:
+        clamp = check_number(clamp, "clamp")
     d, back = to_torch(deltas, "deltas")
     a, _ = to_torch(anchors, "anchors")
     d = as_float(d)

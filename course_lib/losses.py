@@ -1,10 +1,16 @@
 """Detection losses: binary cross-entropy, the focal loss and smooth-L1 (torch, differentiable).
 
-Every loss takes a `reduction`: 'none' (per element), 'sum' or 'mean'.
+Every loss takes a `reduction`: 'none' (per element), 'sum' or 'mean'; 'mean' of an empty input
+is NaN (as in torch), 'sum' of an empty input 0. bce_with_logits, sigmoid_focal_loss and smooth_l1
+take torch tensors (differentiable) or NumPy arrays: NumPy in -> NumPy out, torch in -> torch out.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+
+from ._arrays import as_float, check_number, to_torch
 
 __all__ = ["bce_with_logits", "sigmoid_focal_loss", "smooth_l1", "sigma_to_beta", "yolo_v1_loss",
            "yolo_v1_loss_terms"]
@@ -25,20 +31,43 @@ def _same_shape(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:
         raise ValueError(f"{na} and {nb} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
+def _pair(a, b, na: str, nb: str):
+    """Two same-shape float tensors (the second in the first's dtype and device), and the function
+    that turns a result back into the type of `a`."""
+    x, back = to_torch(a, na)
+    y, _ = to_torch(b, nb)
+    _same_shape(x, y, na, nb)
+    x = as_float(x)
+    return x, y.to(device=x.device, dtype=x.dtype), back
+
+
+def _check_probabilities(t: torch.Tensor, name: str) -> None:
+    # One pass over the targets: the -1 "ignore" label of label_anchors would otherwise cost
+    # max(x, 0) + x + ... instead of nothing, and NaN fails both comparisons.
+    if t.numel():
+        lo, hi = torch.aminmax(t.detach())
+        if not (lo >= 0 and hi <= 1):
+            raise ValueError(f"{name} must lie in [0, 1] (1 object, 0 background, soft targets in between), "
+                             f"got values in [{lo.item():g}, {hi.item():g}]; drop ignored (-1) entries first")
+
+
 def bce_with_logits(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None,
                     reduction: str = "mean") -> torch.Tensor:
     """Binary cross-entropy from logits, stable for any logit.
 
     loss = -[t log s(x) + (1 - t) log(1 - s(x))] = max(x, 0) - x t + log(1 + exp(-|x|)),
     which never takes the log of 0 (s is the sigmoid). logits, targets: the same shape, targets in
-    [0, 1]; weight: broadcastable per-element weights.
+    [0, 1] (soft targets allowed); weight: broadcastable per-element weights.
+
+    Errors and edge cases: targets outside [0, 1] or NaN raise ValueError (an ignore label -1
+    must be masked out, not passed); 'mean' over no element is NaN.
     """
-    _same_shape(logits, targets, "logits", "targets")
-    targets = targets.to(logits.dtype)
+    logits, targets, back = _pair(logits, targets, "logits", "targets")
+    _check_probabilities(targets, "targets")
     loss = logits.clamp(min=0) - logits * targets + torch.log1p(torch.exp(-logits.abs()))
     if weight is not None:
-        loss = loss * weight
-    return _reduce(loss, reduction)
+        loss = loss * to_torch(weight, "weight")[0].to(loss.device)
+    return back(_reduce(loss, reduction))
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0,
@@ -46,37 +75,57 @@ def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float
     """The focal loss of RetinaNet (Lin et al., 2017): -alpha_t (1 - p_t)^gamma log(p_t).
 
     p_t is the predicted probability of the true label, alpha_t = alpha for positives and
-    1 - alpha for negatives (alpha < 0 turns the weighting off). gamma = 0, alpha < 0 is BCE.
-    logits, targets: the same shape, targets in {0, 1}. Same defaults as torchvision.ops.
+    1 - alpha for negatives; alpha in [0, 1], or -1 to turn the weighting off; gamma >= 0.
+    gamma = 0, alpha = -1 is BCE. logits, targets: the same shape, targets in {0, 1} (soft targets
+    in [0, 1] are accepted, as torchvision does). Same defaults as torchvision.ops.
+
+    Errors and edge cases: where p_t rounds to 1 (a confident, correct logit: |x| >= 17 in
+    float32, 37 in float64) the loss and its gradient are 0, also for gamma < 1, whose factor
+    (1 - p_t)^gamma has an infinite slope there. gamma < 0, alpha outside [0, 1] other than -1,
+    or targets outside [0, 1] raise ValueError.
     """
-    _same_shape(logits, targets, "logits", "targets")
-    targets = targets.to(logits.dtype)
+    gamma = check_number(gamma, "gamma", 0, math.inf, hi_open=True)
+    if alpha != -1:
+        alpha = check_number(alpha, "alpha (or -1 for no weighting)", 0, 1)
+    logits, targets, back = _pair(logits, targets, "logits", "targets")
     p = torch.sigmoid(logits)
     ce = bce_with_logits(logits, targets, reduction="none")
     p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce * (1 - p_t) ** gamma
+    base = 1 - p_t
+    if gamma >= 1:  # a finite slope on [0, 1]
+        modulator = base ** gamma
+    else:
+        # base ** gamma has an infinite derivative at 0, and backward multiplies it by the
+        # sigmoid's zero slope there: NaN. Take the power only where base > 0 (the same values);
+        # at 0 the factor is the constant 0 ** gamma, with gradient 0.
+        pos = base > 0
+        modulator = torch.where(pos, torch.where(pos, base, 1.0) ** gamma, 0.0 ** gamma)
+    loss = ce * modulator
     if alpha >= 0:
         loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
-    return _reduce(loss, reduction)
+    return back(_reduce(loss, reduction))
 
 
 def sigma_to_beta(sigma: float) -> float:
-    """Faster R-CNN writes smooth-L1 with sigma; PyTorch with beta = 1 / sigma^2 (sigma 3 -> 1/9)."""
-    return 1.0 / float(sigma) ** 2
+    """Faster R-CNN writes smooth-L1 with sigma; PyTorch with beta = 1 / sigma^2 (sigma 3 -> 1/9).
+
+    sigma: a positive, finite number (sigma = inf would be beta = 0, plain L1: pass beta=0 instead).
+    """
+    return 1.0 / check_number(sigma, "sigma", 0, math.inf, lo_open=True, hi_open=True) ** 2
 
 
 def smooth_l1(input: torch.Tensor, target: torch.Tensor, beta: float = 1.0, reduction: str = "mean") -> torch.Tensor:
     """Smooth-L1 (Huber-like): 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, d = input - target.
 
     The PyTorch convention (`F.smooth_l1_loss(beta=...)`). Papers that write sigma mean
-    beta = 1 / sigma^2: see sigma_to_beta. beta = 0 is plain L1.
+    beta = 1 / sigma^2: see sigma_to_beta. beta = 0 is plain L1; beta must be finite and >= 0.
+    'mean' over no element is NaN.
     """
-    _same_shape(input, target, "input", "target")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0, got {beta}")
+    beta = check_number(beta, "beta", 0, math.inf, hi_open=True)
+    input, target, back = _pair(input, target, "input", "target")
     d = (input - target).abs()
     loss = d - 0.5 * beta if beta == 0 else torch.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
-    return _reduce(loss, reduction)
+    return back(_reduce(loss, reduction))
 
 
 

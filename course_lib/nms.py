@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._arrays import check_1d, check_boxes, to_torch
+from ._arrays import check_1d, check_boxes, check_labels, check_number, to_torch, wide_float
 
 __all__ = ["nms", "batched_nms"]
 
@@ -33,7 +33,8 @@ def _greedy(b: np.ndarray, order: np.ndarray, iou_threshold: float) -> np.ndarra
     return np.asarray(keep, dtype=np.int64)
 
 
-def _prepare(boxes, scores):
+def _prepare(boxes, scores, iou_threshold):
+    check_number(iou_threshold, "iou_threshold", 0, 1)
     t, back = to_torch(boxes, "boxes")
     s, _ = to_torch(scores, "scores")
     t = check_boxes(t, "boxes")
@@ -43,35 +44,57 @@ def _prepare(boxes, scores):
     return t, s, back
 
 
-def _run(t: torch.Tensor, s: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+def _run(t: torch.Tensor, s: torch.Tensor, iou_threshold: float, labels: torch.Tensor | None = None) -> torch.Tensor:
     # Stable sort: among equal scores the earlier box is visited first (as torchvision does).
-    order = torch.sort(s.detach(), descending=True, stable=True).indices
-    keep = _greedy(t.detach().cpu().numpy(), order.cpu().numpy(), float(iou_threshold))
+    order = torch.sort(s.detach(), descending=True, stable=True).indices.cpu().numpy()
+    b = t.detach().to(wide_float(t.dtype)).cpu().numpy()
+    if labels is None:
+        keep = _greedy(b, order, float(iou_threshold))
+    else:
+        # One greedy pass per class over that class's boxes, in the global visiting order: the
+        # kept boxes are those of nms class by class, and each pass compares only boxes that may
+        # suppress each other. A stable sort by label groups the classes, keeping that order.
+        lab = labels.cpu().numpy()[order]
+        grouped = order[np.argsort(lab, kind="stable")]
+        bounds = np.cumsum(np.unique(lab, return_counts=True)[1])[:-1]
+        keep = np.concatenate([_greedy(b, part, float(iou_threshold)) for part in np.split(grouped, bounds)])
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        keep = keep[np.argsort(rank[keep])]  # back to descending score order, ties by index
     return torch.from_numpy(keep).to(t.device)
 
 
 def nms(boxes, scores, iou_threshold: float):
     """Greedy NMS.
 
-    boxes: (N, 4) `xyxy`, any unit; scores: (N,); iou_threshold: drop boxes with IoU > this with a
-    kept, higher-scored box. Returns (K,) int64 indices of the kept boxes, in descending score order
+    boxes: (N, 4) `xyxy`, any unit; scores: (N,); iou_threshold: in [0, 1], drop boxes with
+    IoU > this with a kept, higher-scored box (0: any overlap suppresses; 1: nothing is dropped).
+    Returns (K,) int64 indices of the kept boxes, in descending score order
     (ties: lower index first). NumPy in -> NumPy out, torch in -> torch out.
+
+    Errors and edge cases: N = 0 gives an empty result. Two boxes of zero area have IoU 0 and
+    never suppress each other. float16 and bfloat16 boxes are compared in float32. An
+    iou_threshold outside [0, 1] or NaN, NaN or infinite scores or coordinates raise ValueError.
     """
-    t, s, back = _prepare(boxes, scores)
+    t, s, back = _prepare(boxes, scores, iou_threshold)
     return back(_run(t, s, iou_threshold))
 
 
 def batched_nms(boxes, scores, labels, iou_threshold: float):
     """NMS within each class: boxes of different labels never suppress each other.
 
-    boxes: (N, 4) `xyxy`; scores: (N,); labels: (N,) int class per box. Each class is moved to a
-    region of its own (an offset larger than every coordinate), so one NMS pass does every class.
-    Returns (K,) int64 indices in descending score order.
+    boxes: (N, 4) `xyxy`, any unit and sign; scores: (N,); labels: (N,) integer class per box
+    (2 and 2.0 alike); iou_threshold: in [0, 1], as for `nms`. The greedy walk runs class by
+    class on the boxes as given: no per-class coordinate offsets, which mix classes when
+    coordinates are negative and lose precision when they are large. Returns (K,) int64 indices
+    in descending score order (ties: lower index first), exactly `nms` class by class, merged.
+
+    Errors and edge cases: as for `nms`; non-integer or non-finite labels raise ValueError.
     """
-    t, s, back = _prepare(boxes, scores)
+    t, s, back = _prepare(boxes, scores, iou_threshold)
     lab, _ = to_torch(labels, "labels")
     check_1d(lab, "labels", t.shape[0], "N")
+    lab = check_labels(lab, "labels")
     if t.numel() == 0:
         return back(torch.zeros(0, dtype=torch.int64, device=t.device))
-    offsets = lab.to(t.device, t.dtype) * (t.max() + 1)
-    return back(_run(t + offsets[:, None], s, iou_threshold))
+    return back(_run(t, s, iou_threshold, lab))

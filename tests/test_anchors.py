@@ -58,3 +58,21 @@ def test_bad_anchor_arguments():
         anchor_base(16, (8,), (0.0,))
     with pytest.raises(ValueError, match="base"):
         grid_anchors((2, 2), 16, np.zeros((3, 5)))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: anchor_base(float("nan")), "stride"),
+    (lambda: anchor_base(16, (8, float("nan")), (1,)), "scales"),
+    (lambda: anchor_base(16, (8,), (float("nan"),)), "ratios"),
+    (lambda: grid_anchors((2.5, 2), 16, anchor_base()), "feature_hw"),
+    (lambda: grid_anchors((2, 2), float("nan"), anchor_base()), "stride"),
+    (lambda: grid_anchors((2, 2), -16, anchor_base()), "stride"),
+    (lambda: inside_image(anchor_base(), (float("nan"), 800)), "image_hw"),
+    (lambda: grid_anchors_normalized((4, 2.5)), "grid sizes"),
+    (lambda: grid_anchors_normalized((4,), (float("nan"),)), "zooms"),
+    (lambda: grid_anchors_normalized((4,), (1.0,), ((1.0, -0.5),)), "ratios"),
+])
+def test_nan_and_fractional_anchor_arguments_raise(call, match):
+    # Each used to give NaN anchors, a silently truncated grid or no anchor inside the image.
+    with pytest.raises(ValueError, match=match):
+        call()

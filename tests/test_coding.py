@@ -56,3 +56,32 @@ def test_bad_coding_input():
         encode(np.array([[0, 0, 1, 1.0]]), np.array([[0, 0, 0, 1.0]]))
     with pytest.raises(ValueError, match="fmt"):
         encode(np.array([[0, 0, 1, 1.0]]), np.array([[0, 0, 1, 1.0]]), fmt="xywh")
+
+
+@pytest.mark.parametrize("fmt", ["xyxy", "yxyx"])
+@pytest.mark.parametrize("size", [0.0, -1.0])
+def test_encode_rejects_boxes_without_size(fmt, size):
+    # A zero-width box used to encode to tw = -inf.
+    anchors = np.array([[0, 0, 10, 10], [0, 0, 10, 10.0]])
+    boxes = np.array([[2, 2, 8, 8], [3, 3, 3 + size, 9]])
+    with pytest.raises(ValueError, match="boxes"):
+        encode(boxes, anchors, fmt=fmt)
+    with pytest.raises(ValueError, match="boxes"):
+        encode(torch.tensor(boxes[:, [1, 0, 3, 2]]), torch.tensor(anchors), fmt=fmt)
+    with pytest.raises(ValueError, match="anchors"):
+        encode(anchors, boxes, fmt=fmt)
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 0, 1), (1, 1, 1, float("nan")), (1, -1, 1, 1), (1, 1, 1)])
+def test_coding_weights_must_be_four_positive_numbers(weights):
+    # A zero weight gave -inf offsets in decode (division by it), a NaN one NaN boxes.
+    b = np.array([[0, 0, 10, 10.0]])
+    with pytest.raises(ValueError, match="weights"):
+        encode(b, b, weights)
+    with pytest.raises(ValueError, match="weights"):
+        decode(np.zeros((1, 4)), b, weights)
+
+
+def test_decode_clamp_must_be_a_number():
+    with pytest.raises(ValueError, match="clamp"):
+        decode(np.zeros((1, 4)), np.array([[0, 0, 10, 10.0]]), clamp=float("nan"))

@@ -64,3 +64,77 @@ def test_bad_overlaps():
         ssd_match(np.zeros(5))
     with pytest.raises(ValueError, match="NaN"):
         label_anchors(np.array([[np.nan, 0.1]]))
+
+
+# --- arguments and labels that used to give a silent wrong answer -------------------------------
+
+from course_lib.matching import ssd_match_batch  # noqa: E402
+
+OV = torch.tensor([[0.3, 0.1, 0.0], [0.0, 0.2, 0.1]])  # no IoU above 0.5: only forced matches
+
+
+@pytest.mark.parametrize("thr", [float("nan"), 2.0, 1.99, -0.1])
+def test_ssd_match_threshold_outside_0_1_raises(thr):
+    # NaN, 2.0 or FORCED itself dropped the forced best-anchor matches.
+    with pytest.raises(ValueError, match="threshold"):
+        ssd_match(OV, thr)
+    with pytest.raises(ValueError, match="threshold"):
+        ssd_match_batch(OV[None], torch.ones(1, 2, dtype=torch.bool), thr)
+    assert ssd_match(OV, 1.0)[2].tolist() == [True, True, False]  # 1: forced matches only
+    assert ssd_match(OV, 0.0)[2].tolist() == [True, True, True]
+
+
+@pytest.mark.parametrize("bad", [[[-0.2, 0.1, 0.0]], [[1.5, 0.1, 0.0]], [[float("nan"), 0.1, 0.0]]])
+def test_overlaps_must_be_ious(bad):
+    # A negative overlap passed for padding (-1) in the batched matching; one above FORCED beat it.
+    with pytest.raises(ValueError, match="overlaps"):
+        ssd_match(np.array(bad))
+    with pytest.raises(ValueError, match="overlaps"):
+        label_anchors(np.array(bad))
+    with pytest.raises(ValueError, match="overlaps"):
+        ssd_match_batch(torch.tensor(bad)[None], torch.ones(1, 1, dtype=torch.bool))
+
+
+def test_ssd_match_batch_checks_labels_against_num_classes():
+    ov = torch.rand(2, 3, 8, generator=torch.Generator().manual_seed(0))
+    valid = torch.tensor([[True, True, False], [True, False, False]])
+    ok = torch.tensor([[0, 2, -1], [1, -1, -1]])
+    ref = ssd_match_batch(ov, valid, 0.5)
+    for got, want in zip(ssd_match_batch(ov, valid, 0.5, ok, 3), ref):
+        assert torch.equal(got, want)
+    assert ssd_match_batch(ov, valid, 0.5, ok.double(), 3)[0].tolist() == ref[0].tolist()  # 2.0 is class 2
+    # 1-based labels: class 3 of 3 would read as background (class C) in SSD's C + 1 outputs.
+    for bad, match in (([[1, 3, -1], [1, -1, -1]], "0..2"), ([[0, 2, -1], [-1, -1, -1]], "valid"),
+                       ([[0, 2, -2], [1, -1, -1]], "0..2"), ([[0, 1.5, -1], [1, -1, -1]], "integer")):
+        with pytest.raises(ValueError, match=match):
+            ssd_match_batch(ov, valid, 0.5, torch.tensor(bad), 3)
+    with pytest.raises(ValueError, match="num_classes"):
+        ssd_match_batch(ov, valid, 0.5, ok)
+
+
+@pytest.mark.parametrize("pos, neg", [(float("nan"), 0.3), (0.7, float("nan")), (1.2, 0.3), (0.7, -0.1), (0.3, 0.7)])
+def test_label_anchors_thresholds_must_be_ordered_in_0_1(pos, neg):
+    with pytest.raises(ValueError, match="threshold"):
+        label_anchors(OV, pos, neg)
+
+
+def test_label_anchors_accepts_the_lesson_thresholds():
+    assert label_anchors(OV, 0.7, 0.3)[0].tolist() == [1, 1, 0]
+    assert label_anchors(OV, 0.5, 0.5)[0].tolist() == [1, 1, 0]  # the MP5 data: one threshold
+    with pytest.raises(ValueError, match="neg_threshold"):
+        label_anchors(OV, 0.5, 0.6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num=2.5), "num"), (dict(num=-1), "num"), (dict(num=float("nan")), "num"),
+    (dict(pos_fraction=float("nan")), "pos_fraction"), (dict(pos_fraction=1.5), "pos_fraction"),
+])
+def test_sample_labels_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sample_labels(torch.tensor([1, 0, -1]), **kwargs)
+
+
+def test_sample_labels_rejects_other_labels():
+    # A label 2 was neither sampled nor ignored: it stayed 2, neither object nor background.
+    with pytest.raises(ValueError, match="labels"):
+        sample_labels(torch.tensor([2, 1, 0, -1]), 2, generator=0)

@@ -66,3 +66,20 @@ def test_nms_greedy_properties(seed, thr):
     dropped = np.setdiff1d(np.arange(40), keep)
     for d in dropped:
         assert np.any((iou[d, keep] > thr) & (s[keep] >= s[d])), "each dropped box has a higher kept box over it"
+
+
+
+@pytest.mark.parametrize("fn", [nms, lambda b, s, t: batched_nms(b, s, np.zeros(len(b), int), t)])
+def test_iou_threshold_must_be_in_0_1(fn):
+    b = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30.0]])
+    s = np.array([0.9, 0.8, 0.7, 0.6])
+    # A NaN threshold used to drop the disjoint box 3: no IoU is <= NaN.
+    for thr in (np.nan, -0.1, 1.5, np.inf):
+        with pytest.raises(ValueError, match="iou_threshold"):
+            fn(b, s, thr)
+    for thr in (None, "0.5"):
+        with pytest.raises(TypeError, match="iou_threshold"):
+            fn(b, s, thr)
+    assert fn(b, s, 1.0).tolist() == [0, 1, 2, 3]  # IoU > 1 never happens: nothing dropped
+    assert fn(b, s, 0.0).tolist() == [0, 3]         # any overlap drops
+    assert fn(b, s, np.float32(0.45)).tolist() == fn(b, s, torch.tensor(0.45)).tolist() == [0, 2, 3]

@@ -23,14 +23,25 @@ class Image(NamedTuple):
 
 
 def as_numpy(x, name: str, dtype=np.float64) -> np.ndarray:
-    """A NumPy copy-free view of `x` (array, tensor or list) with the given dtype."""
+    """A NumPy copy-free view of `x` (array, tensor or list) with the given dtype.
+
+    An integer dtype takes whole numbers only (2 and 2.0 alike): a label 1.7 would otherwise
+    become class 1, and NaN class -2**63. A bool dtype takes bools or 0/1 only.
+    """
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     if not isinstance(x, (np.ndarray, list, tuple)):
         raise ValueError(f"{name} must be a NumPy array or a torch tensor, got {type(x).__name__}")
     arr = np.asarray(x)
-    if arr.dtype == object:
-        raise ValueError(f"{name} must be a numeric array, got dtype object")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    kind = np.dtype(dtype).kind
+    if kind in "iu" and arr.dtype.kind == "f" and arr.size:
+        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all() and np.abs(arr).max() < 2.0 ** 53):
+            raise ValueError(f"{name} must hold integers (such as class ids), got non-integer or non-finite values")
+    elif kind == "b" and arr.dtype.kind != "b" and arr.size and not ((arr == 0) | (arr == 1)).all():
+        raise ValueError(f"{name} must be bool or 0/1, got other values")
     return arr.astype(dtype, copy=False)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import check_count
 from ._inputs import as_numpy, as_vector
 
 __all__ = ["AP_METHODS", "COCO_RECALL_POINTS", "precision_recall_curve", "interpolated_precision",
@@ -35,8 +36,7 @@ def precision_recall_curve(scores, tp, num_gt: int):
     if s.ndim != 1:
         raise ValueError(f"scores must have shape (N,), got {s.shape}")
     t = as_vector(tp, "tp", len(s), bool)
-    if int(num_gt) != num_gt or num_gt <= 0:
-        raise ValueError(f"num_gt must be a positive integer, got {num_gt!r}")
+    num_gt = check_count(num_gt, "num_gt", 1)
     order = np.argsort(-s, kind="mergesort")
     hits = np.cumsum(t[order])
     k = np.arange(1, len(s) + 1)
@@ -74,7 +74,8 @@ def average_precision(precision, recall, method: str = "voc_all") -> float:
     r = as_numpy(recall, "recall")
     if p.ndim != 1 or r.shape != p.shape:
         raise ValueError(f"precision and recall must have the same shape (N,), got {p.shape} and {r.shape}")
-    if ((p < 0) | (p > 1) | (r < 0) | (r > 1)).any() or (np.diff(r) < 0).any():
+    # Written so that NaN fails too.
+    if not (((p >= 0) & (p <= 1) & (r >= 0) & (r <= 1)).all() and (np.diff(r) >= 0).all()):
         raise ValueError("precision and recall must lie in [0, 1] and recall must be non-decreasing")
     if p.size == 0:
         return 0.0

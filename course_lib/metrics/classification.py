@@ -2,12 +2,14 @@
 
 Labels are integer class ids (N,); for the binary metrics y_true is (N,) bool or 0/1 (1 = positive)
 and scores is (N,) floats, higher meaning "more likely positive". Results are Python floats or
-NumPy arrays.
+NumPy arrays. Class ids may be stored as floats (2.0), but a non-integer label (a probability
+passed for a class) or NaN raises ValueError naming y_true or y_pred.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import check_number
 from ._inputs import as_numpy, as_vector
 
 __all__ = ["error_rate", "accuracy", "balanced_error_rate", "tpr_fpr", "roc_curve", "auc", "roc_auc"]
@@ -58,9 +60,11 @@ def _binary(y_true, scores):
 def tpr_fpr(y_true, scores, threshold: float):
     """True and false positive rates when score >= threshold is called positive.
 
-    y_true: (N,) bool/0-1 with both classes present; scores: (N,). Returns (tpr, fpr) floats:
+    y_true: (N,) bool/0-1 with both classes present; scores: (N,); threshold: a number (+-inf
+    allowed, NaN raises). Returns (tpr, fpr) floats:
     TPR = TP / positives (recall, sensitivity), FPR = FP / negatives (1 - specificity).
     """
+    threshold = check_number(threshold, "threshold")
     t, s = _binary(y_true, scores)
     called = s >= threshold
     return float((called & t).sum() / t.sum()), float((called & ~t).sum() / (~t).sum())
@@ -87,9 +91,10 @@ def roc_curve(y_true, scores):
 def auc(x, y) -> float:
     """Area under a curve by the trapezoidal rule. x: (M,) monotonic, y: (M,). Returns a float."""
     xs = as_numpy(x, "x")
-    ys = as_vector(y, "y", len(xs))
     if xs.ndim != 1 or len(xs) < 2:
         raise ValueError(f"x must have shape (M,) with M >= 2, got {xs.shape}")
+    xs = as_vector(xs, "x", len(xs))
+    ys = as_vector(y, "y", len(xs))
     dx = np.diff(xs)
     if (dx < 0).any() and (dx > 0).any():
         raise ValueError("x must be monotonic (increasing or decreasing)")

@@ -30,6 +30,7 @@ def coco_evaluate(preds, gts, max_dets: int = 100) -> dict:
     preds: list per image of dict(boxes (K, 4) `xyxy` pixels, scores (K,), labels (K,));
     gts: list per image of dict(boxes (G, 4) `xyxy` pixels, labels (G,), optional iscrowd (G,)
     bool, optional difficult (G,) bool -- treated as ignore regions with the ordinary IoU).
+    max_dets: per image and class, a positive integer (COCO: 100).
     Returns dict(AP=AP@[.5:.95], AP50, AP75, AR100) of floats; NaN when no class has ground truth
     (pycocotools prints -1 there).
     """

@@ -4,6 +4,10 @@ preds: list with one dict per image: boxes (K, 4) `xyxy` pixels, scores (K,), la
 gts:   list with one dict per image: boxes (G, 4) `xyxy` pixels, labels (G,), and optionally
        iscrowd (G,) bool and/or difficult (G,) bool (ignore regions, see metrics.matching).
 NumPy arrays or torch tensors; results are Python floats / NumPy arrays.
+
+Errors and edge cases: labels are whole numbers (2 and 2.0 alike; 1.7 or NaN raise ValueError
+naming the image and key), flags bool or 0/1; an image may have no boxes; a class without a
+regular ground-truth box gets no AP; a data set without ground truth gives NaN.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ import numpy as np
 from ..boxes import box_iou
 from ._inputs import Image, parse
 from .ap import average_precision, precision_recall_curve
-from .matching import check_thresholds, detection_iou, greedy_match
+from .._arrays import check_count
+from .matching import check_max_dets, check_thresholds, detection_iou, greedy_match
 
 __all__ = ["pooled_matches", "class_curves", "gt_counts", "mean_average_precision", "recall_at_k", "proposal_recall"]
 
@@ -27,6 +32,8 @@ def pooled_matches(preds: list[Image], gts: list[Image], iou_thresholds, max_det
     Returns {class_id: (scores (N,), tp (T, N) bool, ignored (T, N) bool)}: the kept detections of
     all images in image order, each image's sorted by score -- the order COCO pools them in.
     """
+    iou_thresholds = check_thresholds(iou_thresholds)
+    max_dets = check_max_dets(max_dets)
     pooled = defaultdict(list)
     for p, g in zip(preds, gts):
         if not len(p.boxes):
@@ -91,10 +98,13 @@ def recall_at_k(preds, gts, k: int, iou_threshold: float = 0.5, class_aware: boo
     boxes count --, labels (K,) if class_aware); gts: per image dict(boxes (G, 4) `xyxy`, labels
     (G,) if class_aware, optional iscrowd/difficult, whose boxes are not counted).
     Several ground-truth boxes may be covered by the same box (no one-to-one matching).
+    k: a positive integer; iou_threshold: in [0, 1].
     Returns a float in [0, 1]; NaN without ground truth.
     """
-    if int(k) != k or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = check_count(k, "k", 1)
+    thr = check_thresholds(iou_threshold)
+    if len(thr) != 1:
+        raise ValueError(f"iou_threshold must be one float in [0, 1], got {iou_threshold!r}")
     keys = ("boxes", "labels") if class_aware else ("boxes",)
     P, G = parse(preds, gts, pred_keys=keys, gt_keys=keys)
     found, total = 0, 0
@@ -107,7 +117,7 @@ def recall_at_k(preds, gts, k: int, iou_threshold: float = 0.5, class_aware: boo
         iou = box_iou(g.boxes[regular], p.boxes[top])
         if class_aware:
             iou = np.where(g.labels[regular][:, None] == p.labels[top][None, :], iou, 0.0)
-        found += int((iou.max(1) >= iou_threshold).sum())
+        found += int((iou.max(1) >= thr[0]).sum())
     return found / total if total else float("nan")
 
 

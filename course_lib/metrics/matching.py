@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._arrays import check_count
 from ..boxes import box_iou
 from ._inputs import as_boxes, as_numpy, as_vector
 
@@ -58,7 +59,9 @@ def greedy_match(iou, gt_ignore, iou_thresholds):
     """The greedy matching loop itself, for detections already sorted by decreasing score.
 
     iou: (D, G) overlaps from detection_iou, rows in score order; gt_ignore: (G,) bool, True for
-    ignore regions (crowd or difficult), which may take several detections; iou_thresholds: (T,).
+    ignore regions (crowd or difficult), which may take several detections; iou_thresholds: (T,)
+    in [0, 1], as check_thresholds returns them (not checked again here: this runs once per image
+    and class).
     Each detection takes, among the regular boxes not yet matched, the one with the highest
     IoU >= threshold (the later one on a tie, as COCO); failing that, an ignore region.
     Returns (gt_index (T, D) int64, -1 if unmatched; ignored (T, D) bool).
@@ -85,11 +88,18 @@ def greedy_match(iou, gt_ignore, iou_thresholds):
 
 def check_thresholds(iou_thresholds) -> np.ndarray:
     """(T,) float64 IoU thresholds in [0, 1] from a float or a sequence."""
+    if isinstance(iou_thresholds, (str, bytes)) or iou_thresholds is None:
+        raise ValueError(f"iou_thresholds must be a float or (T,) floats in [0, 1], got {iou_thresholds!r}")
     thr = np.atleast_1d(as_numpy(iou_thresholds if not np.isscalar(iou_thresholds) else [iou_thresholds],
                                  "iou_thresholds"))
     if thr.ndim != 1 or not len(thr) or not ((thr >= 0) & (thr <= 1)).all():
         raise ValueError(f"iou_thresholds must be a float or (T,) floats in [0, 1], got {iou_thresholds!r}")
     return thr
+
+
+def check_max_dets(max_dets) -> int | None:
+    """None (keep every detection) or a positive integer: -1 would slice off the last detection."""
+    return None if max_dets is None else check_count(max_dets, "max_dets", 1)
 
 
 def match_detections(det_boxes, det_scores, gt_boxes, iou_thresholds=0.5, gt_crowd=None,
@@ -101,7 +111,12 @@ def match_detections(det_boxes, det_scores, gt_boxes, iou_thresholds=0.5, gt_cro
     max_dets: keep only the best-scored max_dets detections (COCO: 100), None keeps all.
     Detections are visited by decreasing score (a stable sort: equal scores keep their input
     order) and matched by greedy_match. Returns Matches (order, gt_index, ignored; .tp).
+
+    Errors and edge cases: D == 0 or G == 0 gives no match (gt_index -1). A threshold of 1 still
+    matches a perfect box (COCO caps it just below 1). Thresholds outside [0, 1] and a max_dets
+    that is not a positive integer raise ValueError.
     """
+    max_dets = check_max_dets(max_dets)
     d = as_boxes(det_boxes, "det_boxes")
     s = as_vector(det_scores, "det_scores", len(d))
     g = as_boxes(gt_boxes, "gt_boxes")
