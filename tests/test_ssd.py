@@ -234,3 +234,13 @@ def test_train_ssd_matches_at_the_given_threshold(monkeypatch):
     labels = torch.zeros(4, 1, dtype=torch.int64)
     ssd_training.train_ssd(model, images, boxes, labels, anchors, 1, 1e-3, 2, threshold=0.4)
     assert seen == [0.4, 0.4]
+
+
+def test_match_batch_rejects_a_label_equal_to_the_class_count():
+    # A 1-based label C would otherwise be read as SSD's background class C.
+    boxes = torch.tensor([[[0.1, 0.1, 0.5, 0.5]]])
+    anchors = ssd.ssd_anchors(grids=(2,))
+    with pytest.raises(ValueError, match="label"):
+        match_batch(boxes, torch.tensor([[3]]), anchors, num_classes=3)
+    classes, _, positive = match_batch(boxes, torch.tensor([[2]]), anchors, num_classes=3)
+    assert positive.any() and set(classes[positive].tolist()) == {2}

@@ -64,7 +64,7 @@ def match_batch(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, anchors: torch.
     valid = (gt_labels >= 0) & (gt_boxes[..., 2:] > gt_boxes[..., :2]).all(-1)
     anchors_xyxy = box_convert(anchors, "cxcywh", "xyxy").to(gt_boxes.dtype)
     overlaps = box_iou(gt_boxes.reshape(B * G, 4), anchors_xyxy).reshape(B, G, A)
-    gt_idx, _, positive = ssd_match_batch(overlaps, valid, threshold)
+    gt_idx, _, positive = ssd_match_batch(overlaps, valid, threshold, gt_labels, num_classes)
     if G == 0:
         return (torch.full((B, A), num_classes, dtype=torch.int64, device=anchors.device),
                 gt_boxes.new_zeros(B, A, 4), positive)
