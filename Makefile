@@ -4,11 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
-# Trained weights depend on how many threads share the float sums; the stored outputs were made
-# with two, so every run that executes the lessons uses two, whatever the machine has.
-LESSON_THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+# The stored outputs were made with two threads. nbval compares only the outputs that do not depend
+# on the thread count (trained figures are asserted within calibrated bands instead), so any count
+# passes: set OMP_NUM_THREADS to run with another. CI runs the notebooks with one.
+OMP_NUM_THREADS ?= 2
+MKL_NUM_THREADS ?= $(OMP_NUM_THREADS)
+export OMP_NUM_THREADS MKL_NUM_THREADS
 
-.PHONY: all book test unit nbval lab bench calibrate check-book clean distclean
+.PHONY: all book test unit nbval execute lab bench calibrate check-book clean distclean
 
 all: test book
 
@@ -24,7 +27,7 @@ venv: $(STAMP)
 
 ## book: build the static book into _build/html, executing every notebook
 book: $(STAMP)
-	$(LESSON_THREADS) $(BIN)/jupyter-book build . --warningiserror --keep-going --path-output .
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --path-output .
 	@echo "Open the book: $(CURDIR)/_build/html/index.html"
 
 ## test: unit tests, then the stored notebook outputs compared cell by cell (nbval)
@@ -34,7 +37,12 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 nbval: $(STAMP)
-	$(LESSON_THREADS) $(BIN)/python -m pytest -q --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
+	$(BIN)/python -m pytest -q --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900
+
+## execute: re-run every lesson top to bottom in a fresh kernel and store its outputs (no progress bars)
+execute: $(STAMP)
+	COURSE_PROGRESS=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=1800 $(or $(LESSONS),notebooks/[0-9][0-9]_*.ipynb)
 
 ## lab: open the lessons in JupyterLab from the same .venv
 lab: $(STAMP)

@@ -94,13 +94,15 @@ def setup(seed: int = 0, profile: str | None = None) -> Context:
 def progress(iterable=None, **kwargs):
     """A text progress bar (tqdm) that reads the same in Jupyter, a terminal and the built book.
 
-    Writes to stdout and refreshes at most every 2 s, so stored outputs stay short. Cells that show
-    one start with `# NBVAL_IGNORE_OUTPUT`: the bar carries timings.
+    Writes to stdout and refreshes at most every 2 s, so outputs stay short. Cells that show one
+    start with `# NBVAL_IGNORE_OUTPUT`: the bar carries timings. $COURSE_PROGRESS=0 hides the bars;
+    `make execute` sets it, so the stored notebooks carry no one machine's timings.
     """
     import sys
 
     from tqdm import tqdm
 
+    kwargs.setdefault("disable", os.environ.get("COURSE_PROGRESS", "1") == "0")
     kwargs.setdefault("file", sys.stdout)
     kwargs.setdefault("mininterval", 2.0)
     kwargs.setdefault("ncols", 80)

@@ -122,3 +122,29 @@ def test_colab_bootstrap_installs_course_lib_into_a_clean_environment(tmp_path):
     where = subprocess.run([str(py), "-c", "import course_lib; print(course_lib.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, check=True).stdout
     assert str(env_dir) in where, "course_lib must come from the fresh install"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_stored_outputs_carry_no_progress_bars(path):
+    # A stored bar holds one machine's timings (`make execute` hides them with COURSE_PROGRESS=0).
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", ""))
+            assert not re.search(r"\d+/\d+ \[\d+:\d\d", text), f"{path.name} cell {i} stores a progress bar"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_setup_cell_input_is_collapsed_in_the_book(path):
+    nb = json.loads(path.read_text())
+    setup_cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    assert "hide-input" in setup_cell["metadata"].get("tags", [])
+
+
+def test_progress_bars_can_be_hidden(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_PROGRESS", "0")
+    list(nbmod.progress(range(3), desc="hidden"))
+    monkeypatch.setenv("COURSE_PROGRESS", "1")
+    list(nbmod.progress(range(3), desc="shown"))
+    out = capsys.readouterr().out
+    assert "shown" in out and "hidden" not in out
