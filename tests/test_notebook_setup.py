@@ -148,3 +148,14 @@ def test_progress_bars_can_be_hidden(monkeypatch, capsys):
     list(nbmod.progress(range(3), desc="shown"))
     out = capsys.readouterr().out
     assert "shown" in out and "hidden" not in out
+
+
+def test_setup_silences_the_non_deterministic_kernel_warnings():
+    import warnings
+
+    nbmod.seed_everything(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn("roi_pool_backward_kernel does not have a deterministic implementation, but you set "
+                      "'torch.use_deterministic_algorithms(True, warn_only=True)'", UserWarning)
+        warnings.warn("another warning", UserWarning)
+    assert [str(w.message) for w in caught] == ["another warning"]
