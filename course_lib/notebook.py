@@ -114,13 +114,20 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+# Glued floats keep this many significant digits: the prose never quotes more, and further
+# digits of a float computed with BLAS differ between machines, which nbval would flag.
+GLUE_DIGITS = 4
+
+
 def _plain(value):
     """`value` as a built-in Python scalar or string, so that the book can format it (`:.2f`)."""
     if isinstance(value, torch.Tensor):
         value = value.item()
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, (bool, int, float, str)):
+    if isinstance(value, float):
+        return float(f"{value:.{GLUE_DIGITS}g}")
+    if isinstance(value, (bool, int, str)):
         return value
     raise TypeError(f"glue: value must be a number or a string, got {type(value).__name__}")
 
@@ -129,7 +136,7 @@ def glue(name: str, value):
     """Make a figure of this run quotable in the lesson's prose, and return it unchanged.
 
     name: the key the prose uses, as ``{glue:text}`name:.2f` ``; value: a number (Python, NumPy or
-    a one-element tensor) or a string. In the book build (myst-nb) the value is stored in the cell's
+    a one-element tensor) or a string. Floats are stored to GLUE_DIGITS significant digits. In the book build (myst-nb) the value is stored in the cell's
     output, hidden, so text and output cannot disagree. Where myst-nb or an IPython kernel is absent
     (a plain Colab runtime, a script) nothing is displayed.
     """

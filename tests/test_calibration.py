@@ -99,3 +99,9 @@ def test_course_seed_replaces_the_setup_seed(monkeypatch):
     monkeypatch.delenv("COURSE_PROFILE", raising=False)
     ctx = notebook.setup(seed=0)
     assert ctx.seed == 7 and torch.equal(torch.rand(2), (torch.manual_seed(7), torch.rand(2))[1])
+
+
+def test_glue_stores_floats_to_four_significant_digits():
+    assert notebook._plain(np.float32(0.123456789)) == 0.1235
+    assert notebook._plain(181.01933598375618) == 181.0
+    assert notebook._plain(torch.tensor(7)) == 7 and notebook._plain("a") == "a"
