@@ -122,7 +122,8 @@ def cmd_run(args) -> None:
 def setting(run: dict) -> str:
     if run["device"] != "cpu":
         return f"{run['device']} ({run['machine'].get('gpu')})"
-    return f"cpu, {run['threads']} thread{'s' if run['threads'] > 1 else ''}"
+    return (f"cpu {run['machine'].get('cpu_capability', '')}, "
+            f"{run['threads']} thread{'s' if run['threads'] > 1 else ''}").replace("cpu , ", "cpu, ")
 
 
 def cmd_summarise(args) -> None:
