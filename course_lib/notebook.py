@@ -1,15 +1,21 @@
 """What the setup cell of every lesson calls: seeds, device and profile.
 
-The profile is ``quick`` (offline, CPU: embedded data, small models from scratch) or ``full``
-(online, GPU: real data sets and pretrained weights). It is read from the environment variable
-``COURSE_PROFILE``; when that is unset the course runs ``quick`` unless a GPU is present and the
-network is reachable.
+The profile is ``quick`` (offline, CPU or GPU: generated data, small models from scratch) or
+``full`` (online, best on a GPU: real data sets and pretrained weights). ``quick`` is the default
+everywhere, a GPU included; ``full`` is opt-in, with the environment variable
+``COURSE_PROFILE=full`` or ``setup(profile="full")`` (both case-insensitive). On a GPU, the
+Context that `setup` returns carries one line saying how to switch and what `full` downloads.
+
+``COURSE_MIRROR=http://host:port`` sends every download of the course, and the probe that decides
+whether the machine is online, to that server instead (see course_lib.datasets.download.mirrored):
+a local copy of the files, or the offline rehearsal of the tests.
 """
 from __future__ import annotations
 
 import os
 import random
 import socket
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 
@@ -19,6 +25,7 @@ import torch
 PROFILES = ("quick", "full")
 # A host the `full` profile downloads from; reaching it is what "online" means here.
 ONLINE_PROBE = ("download.pytorch.org", 443)
+MIRROR_ENV = "COURSE_MIRROR"
 
 
 class OfflineError(RuntimeError):
@@ -29,15 +36,18 @@ class OfflineError(RuntimeError):
 class Context:
     """What a lesson needs to know about where it runs.
 
-    profile: "quick" or "full"; device: a torch.device; seed: the seed everything was set with.
+    profile: "quick" or "full"; device: a torch.device; seed: the seed everything was set with;
+    note: "" or one line for the reader (on a GPU in `quick`: how to switch to `full`).
     """
 
     profile: str
     device: torch.device
     seed: int
+    note: str = ""
 
     def __str__(self) -> str:
-        return f"profile={self.profile} device={self.device.type} seed={self.seed}"
+        head = f"profile={self.profile} device={self.device.type} seed={self.seed}"
+        return f"{head}\n{self.note}" if self.note else head
 
 
 def seed_everything(seed: int) -> None:
@@ -53,10 +63,22 @@ def seed_everything(seed: int) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def is_online(host: tuple[str, int] = ONLINE_PROBE, timeout: float = 3.0) -> bool:
-    """True when a TCP connection to `host` opens within `timeout` seconds (never hangs longer)."""
+def probe_address() -> tuple[str, int]:
+    """The (host, port) whose reachability means "online": $COURSE_MIRROR's when set, else ONLINE_PROBE."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if not mirror:
+        return ONLINE_PROBE
+    url = urllib.parse.urlsplit(mirror)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"{MIRROR_ENV} must be an http(s) URL such as http://127.0.0.1:8000, got {mirror!r}")
+    return url.hostname, url.port or (443 if url.scheme == "https" else 80)
+
+
+def is_online(host: tuple[str, int] | None = None, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to `host` (default: probe_address()) opens within `timeout`
+    seconds (never hangs longer)."""
     try:
-        with socket.create_connection(host, timeout=timeout):
+        with socket.create_connection(host or probe_address(), timeout=timeout):
             return True
     except OSError:
         return False
@@ -65,23 +87,43 @@ def is_online(host: tuple[str, int] = ONLINE_PROBE, timeout: float = 3.0) -> boo
 def require_online(what: str) -> None:
     """Stop at once, with a message that says what to do, when `what` cannot be downloaded."""
     if not is_online():
+        where = os.environ.get(MIRROR_ENV, "").strip()
         raise OfflineError(
             f"The 'full' profile needs the internet to download {what}, and no connection could be "
-            "opened. Run with COURSE_PROFILE=quick (the default offline) to use the embedded data, "
+            + (f"opened to the mirror {MIRROR_ENV}={where}. " if where else "opened. ")
+            + "Run with COURSE_PROFILE=quick (the default) to use the generated data, "
             "or connect this machine (on Colab: Runtime > Change runtime type > GPU)."
         )
 
 
 def choose_profile(requested: str | None = None) -> str:
-    """The profile to run: `requested`, else $COURSE_PROFILE, else full on an online GPU, else quick."""
-    name = requested or os.environ.get("COURSE_PROFILE", "").strip().lower() or None
-    if name is None:
-        return "full" if torch.cuda.is_available() and is_online() else "quick"
+    """The profile to run: `requested`, else $COURSE_PROFILE, else "quick" (also on a GPU).
+
+    Both are read case-insensitively, surrounding spaces ignored ("Quick " is "quick"); an empty
+    value counts as unset. Asking for "full" offline raises OfflineError at once.
+    """
+    if requested is not None and not isinstance(requested, str):
+        raise TypeError(f"profile must be a str ('quick' or 'full') or None, got {type(requested).__name__}")
+    from_arg = (requested or "").strip().lower()
+    name = from_arg or os.environ.get("COURSE_PROFILE", "").strip().lower() or "quick"
     if name not in PROFILES:
-        raise ValueError(f"COURSE_PROFILE must be one of {PROFILES}, got {name!r}")
+        source = f"setup(profile={requested!r})" if from_arg else f"COURSE_PROFILE={os.environ.get('COURSE_PROFILE')!r}"
+        raise ValueError(f"COURSE_PROFILE must be one of {PROFILES} (case-insensitive), got {source}")
     if name == "full":
         require_online("the real data sets and pretrained weights")
     return name
+
+
+def full_profile_note() -> str:
+    """One line: how to switch to `full`, what it downloads (sizes) and what is known of its run time."""
+    from .datasets.sources import total_download_gb
+
+    gb = total_download_gb()
+    minutes = gb * 8e9 / 100e6 / 60  # arithmetic at 100 Mbit/s, not a measurement
+    return (f"GPU found; this run is `quick`, the default. For the real data sets and pretrained "
+            f"weights set COURSE_PROFILE=full or call setup(profile='full'): the lessons download "
+            f"about {gb:.1f} GB in all, once (each lesson only its own files; about {minutes:.0f} "
+            "minutes at 100 Mbit/s); their training times on a GPU have not been measured yet.")
 
 
 def setup(seed: int = 0, profile: str | None = None) -> Context:
@@ -93,7 +135,13 @@ def setup(seed: int = 0, profile: str | None = None) -> Context:
     seed = int(os.environ.get("COURSE_SEED", seed))
     seed_everything(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return Context(profile=choose_profile(profile), device=device, seed=seed)
+    return _context(choose_profile(profile), device, seed)
+
+
+def _context(profile: str, device: torch.device, seed: int) -> Context:
+    # The profile comes from choose_profile: "quick" unless asked otherwise, on a GPU too.
+    note = full_profile_note() if device.type == "cuda" and profile == "quick" else ""
+    return Context(profile=profile, device=device, seed=seed, note=note)
 
 
 def progress(iterable=None, **kwargs):

@@ -33,6 +33,46 @@ def test_default_profile_is_quick_on_cpu(monkeypatch):
     assert str(ctx) == "profile=quick device=cpu seed=3"
 
 
+def test_a_bare_setup_is_quick_on_an_online_gpu_and_says_how_to_switch(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(nbmod, "is_online", lambda *a, **k: True)
+    ctx = nbmod.setup(seed=1)
+    assert (ctx.profile, ctx.device.type) == ("quick", "cuda")
+    head, note = str(ctx).split("\n")  # exactly one extra line
+    assert head == "profile=quick device=cuda seed=1"
+    assert "COURSE_PROFILE=full" in note and "setup(profile='full')" in note
+    from course_lib.datasets.sources import total_download_gb
+
+    assert f"about {total_download_gb():.1f} GB" in note and "not been measured" in note
+    # The only time given is arithmetic on the download size, said as such: no run time is claimed.
+    assert re.findall(r"(\d+) minutes", note) == [f"{total_download_gb() * 8e9 / 100e6 / 60:.0f}"]
+    assert "at 100 Mbit/s" in note
+
+
+@pytest.mark.parametrize("requested, env, expected", [
+    ("Quick", "full", "quick"), (" FULL ", None, "full"), (None, " Full\n", "full"), (None, "QUICK", "quick"),
+    ("", "full", "full"), (None, "", "quick"),
+])
+def test_profile_names_are_case_insensitive_and_stripped(monkeypatch, requested, env, expected):
+    monkeypatch.setattr(nbmod, "is_online", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if env is None:
+        monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    else:
+        monkeypatch.setenv("COURSE_PROFILE", env)
+    ctx = nbmod.setup(profile=requested)
+    assert ctx.profile == expected and str(ctx).count("\n") == 0
+
+
+def test_a_bad_profile_argument_names_itself(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    with pytest.raises(ValueError, match="setup\\(profile='fast'\\)"):
+        nbmod.setup(profile="fast")
+    with pytest.raises(TypeError, match="profile"):
+        nbmod.setup(profile=1)
+
+
 def test_full_offline_fails_fast_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "full")
     monkeypatch.setattr(nbmod, "is_online", lambda *a, **k: False)
