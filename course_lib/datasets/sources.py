@@ -35,8 +35,8 @@ class Remote:
 
 
 REMOTES = (
-    # The MD5 of the official archive, as other projects record it (e.g. the detection tutorials
-    # that fetch Penn-Fudan with torchvision's download_url); the site publishes no checksum.
+    # The MD5 that other projects record for the official archive (the Penn-Fudan page gives no
+    # checksum); not yet compared here with a fresh download. $PENNFUDAN_SHA256 replaces it.
     Remote("PennFudanPed.zip", "https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip",
            "md5:5aaa3dee905cef73325923716e38fc6d", 53.7, (4,),
            "the MD5 other projects record for the official archive", "PENNFUDAN_SHA256"),
