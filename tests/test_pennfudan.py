@@ -1,4 +1,6 @@
 """Penn-Fudan layout reader: masks -> boxes, torchvision targets, joint transforms, bad files."""
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +107,101 @@ def test_split_and_collate():
     with pytest.raises(ValueError, match="n_test"):
         pf.split(5, 6)
     assert pf.collate([(1, "a"), (2, "b")]) == ((1, 2), ("a", "b"))
+
+
+# ---- the real data set's path: checksum, offline reuse, interrupted extraction, concurrent writers ----
+
+from course_lib import notebook  # noqa: E402
+from course_lib.datasets import download as dl  # noqa: E402
+import full_fixtures as ff  # noqa: E402
+
+
+def test_the_archive_checksum_is_pinned(tmp_path, monkeypatch):
+    monkeypatch.delenv("PENNFUDAN_SHA256", raising=False)
+    assert dl.parse_checksum(pf.PENNFUDAN_CHECKSUM) == ("md5", "5aaa3dee905cef73325923716e38fc6d")
+    # Not the official archive: the download is checked against the pinned MD5 and refused
+    # (before, it stopped earlier with "sha256 is needed", online or not).
+    mirror = tmp_path / "mirror"
+    ff.place(mirror, pf.PENNFUDAN_URL, ff.penn_fudan_zip(tmp_path / "PennFudanPed.zip", n=2))
+    with ff.http_server(mirror) as url:
+        monkeypatch.setenv("COURSE_MIRROR", url)
+        with pytest.raises(dl.ChecksumError, match="MD5 .* does not match the expected 5aaa3dee.*PENNFUDAN_SHA256"):
+            pf.pennfudan(tmp_path / "data")
+    assert not (tmp_path / "data" / "PennFudanPed.zip").exists()
+
+
+def test_a_verified_archive_is_used_offline(tmp_path, monkeypatch):
+    archive = ff.penn_fudan_zip(tmp_path / "PennFudanPed.zip", n=6)
+    monkeypatch.setenv("PENNFUDAN_SHA256", ff.sha256(archive))
+    monkeypatch.setattr(notebook, "is_online", lambda *a, **k: False)
+    train, test = pf.pennfudan(tmp_path, n_test=2)
+    assert (len(train), len(test)) == (4, 2)
+    image, target = test[0]
+    assert image.shape == (3, 72, 96) and target["labels"].tolist() in ([1], [1, 1])
+    monkeypatch.setenv("PENNFUDAN_SHA256", "0" * 64)  # a wrong checksum is never silently accepted
+    (tmp_path / "PennFudanPed").rename(tmp_path / "moved")
+    with pytest.raises(dl.ChecksumError, match="exists but its SHA-256"):
+        pf.pennfudan(tmp_path, n_test=2)
+
+
+@pytest.mark.parametrize("killed_after", ["masks", "images"])
+def test_an_interrupted_extraction_is_detected_and_redone(tmp_path, monkeypatch, killed_after):
+    """An older extraction killed halfway left PedMasks/ whole and PNGImages/ partial (masks come
+    first in the archive), or the other way round: the next call extracts again."""
+    archive = ff.penn_fudan_zip(tmp_path / "PennFudanPed.zip", n=8)
+    monkeypatch.setenv("PENNFUDAN_SHA256", ff.sha256(archive))
+    monkeypatch.setattr(notebook, "is_online", lambda *a, **k: False)
+    with zipfile.ZipFile(archive) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        keep = "PedMasks" if killed_after == "masks" else "PNGImages"
+        partial = [n for n in names if "Annotation" in n or keep in n]
+        other = [n for n in names if n not in partial and n.endswith(".png")][:3]
+        zf.extractall(tmp_path, members=partial + other)
+    train, test = pf.pennfudan(tmp_path, n_test=2)
+    assert (len(train), len(test)) == (6, 2)
+    assert len(list((tmp_path / "PennFudanPed" / "PedMasks").iterdir())) == 8
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _write_and_read(root, barrier, queue):
+    from course_lib.datasets import shapes
+
+    samples = shapes.make_shapes(40, image_size=64, classes=shapes.TARGET_CLASSES, seed=7, max_objects=3)
+    barrier.wait()
+    try:
+        pf.write_pennfudan_layout(root, samples, shapes.TARGET_CLASSES, prefix="Shapes", exist_ok=True)
+        ds = pf.PennFudanDataset(root)
+        queue.put(sum(len(ds.load(i)[1]["labels"]) for i in range(len(ds))))
+    except Exception as err:  # reported to the parent
+        queue.put(repr(err))
+
+
+def test_two_processes_writing_the_same_data_set_at_once(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    root = tmp_path / "target"
+    barrier, queue = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_write_and_read, args=(root, barrier, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(isinstance(r, int) for r in results), results
+    assert results[0] == results[1] > 0
+    assert len(pf.PennFudanDataset(root)) == 40
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_write_layout_refuses_a_folder_in_use(tmp_path):
+    from course_lib.datasets import shapes
+
+    samples = shapes.make_shapes(1, image_size=64, classes=shapes.TARGET_CLASSES, seed=5)
+    (tmp_path / "mine.txt").write_text("my notes")
+    with pytest.raises(FileExistsError, match="not empty"):
+        pf.write_pennfudan_layout(tmp_path, samples)
+    root = pf.write_pennfudan_layout(tmp_path / "set", samples)
+    assert pf.write_pennfudan_layout(root, samples, exist_ok=True) == root
+    with pytest.raises(FileExistsError):
+        pf.write_pennfudan_layout(root, samples)

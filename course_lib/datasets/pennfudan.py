@@ -17,16 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from ._image import read_image
+from .sources import remote as _remote
 
 __all__ = [
-    "PENNFUDAN_URL", "PENNFUDAN_SHA256", "PennFudanDataset", "read_image", "to_sample", "masks_from_ids", "boxes_from_masks",
+    "PENNFUDAN_URL", "PENNFUDAN_CHECKSUM", "PennFudanDataset", "read_image", "to_sample", "masks_from_ids", "boxes_from_masks",
     "train_transforms", "eval_transforms", "collate", "write_pennfudan_layout", "split", "pennfudan",
 ]
 
-PENNFUDAN_URL = "https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip"
-# SHA-256 of PennFudanPed.zip (about 53.7 MB), recorded from a trusted download.
-PENNFUDAN_SHA256: str | None = None
+_REMOTE = _remote("PennFudanPed.zip")
+PENNFUDAN_URL = _REMOTE.url
+# The MD5 of the official PennFudanPed.zip (about 54 MB); see course_lib.datasets.sources for its source.
+PENNFUDAN_CHECKSUM = _REMOTE.checksum
 CLASSES_FILE = "classes.json"
 PERSON = ("__background__", "person")
 
@@ -61,21 +65,6 @@ def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
     y1 = np.where(rows.any(1), rows.argmax(1), 0)
     y2 = np.where(rows.any(1), h - rows[:, ::-1].argmax(1), 0)
     return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32).reshape(k, 4)
-
-
-def read_image(path, what: str = "image") -> np.ndarray:
-    """Read an image file: what="image" -> (H, W, 3) uint8 RGB; what="mask" -> (H, W) ids as stored.
-
-    An unreadable or corrupt file raises ValueError naming the file.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            # Masks are palette or grey images whose *indices* are the ids: never convert them.
-            return np.asarray(im.convert("RGB") if what == "image" else im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"cannot read the {what} {path}: corrupt or not an image ({err})") from err
 
 
 class PennFudanDataset(torch.utils.data.Dataset):
@@ -188,34 +177,54 @@ def collate(batch):
     return tuple(zip(*batch))
 
 
-def write_pennfudan_layout(root, samples, class_names=None, prefix="Image") -> Path:
+def write_pennfudan_layout(root, samples, class_names=None, prefix="Image", exist_ok: bool = False) -> Path:
     """Write samples to `root` in the Penn-Fudan layout, plus classes.json for their classes.
 
     samples: iterable of dict(image (H, W, 3) uint8, labels (K,) int 0-based, masks (K, H, W) bool,
     non-overlapping); K <= 255. class_names: names of the 0-based classes (stored with
     "__background__" first, so label l is written as l + 1, torchvision's convention).
     Files are named <prefix><00000>.png. Returns root as a Path.
+
+    The set is written to a temporary sibling folder renamed to `root` as the last step, so `root`
+    is absent or complete, and two processes writing it at once never read each other's half-written
+    files. `root` must be absent or an empty folder; if it already holds a data set (classes.json),
+    exist_ok=True returns it untouched (also when a concurrent writer finishes first), and
+    exist_ok=False raises FileExistsError.
     """
+    from ._atomic import clean_stale, publish_dir, remove, temp_path
+
     root = Path(root)
-    (root / "PNGImages").mkdir(parents=True, exist_ok=True)
-    (root / "PedMasks").mkdir(parents=True, exist_ok=True)
-    labels_out = {}
-    for n, s in enumerate(samples):
-        masks = np.asarray(s["masks"], dtype=bool)
-        image = np.asarray(s["image"])
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"samples[{n}]['image'] must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-        if masks.ndim != 3 or masks.shape[1:] != image.shape[:2] or len(masks) > 255:
-            raise ValueError(f"samples[{n}]['masks'] must be (K<=255, H, W) bool, got {masks.shape}")
-        ids = (masks * np.arange(1, len(masks) + 1, dtype=np.uint8)[:, None, None]).max(0, initial=0)
-        name = f"{prefix}{n:05d}"
-        Image.fromarray(image).save(root / "PNGImages" / f"{name}.png")
-        Image.fromarray(ids.astype(np.uint8), mode="L").save(root / "PedMasks" / f"{name}_mask.png")
-        labels_out[name] = {str(k + 1): int(c) + 1 for k, c in enumerate(np.asarray(s["labels"]))}
-    meta = {"labels": labels_out}
-    if class_names is not None:
-        meta["classes"] = ["__background__", *class_names]
-    (root / CLASSES_FILE).write_text(json.dumps(meta, indent=1))
+    if (root / CLASSES_FILE).is_file() and exist_ok:
+        return root
+    if root.exists() and not (root.is_dir() and not any(root.iterdir())):
+        raise FileExistsError(f"{root} is not empty; write the data set to a new folder")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(root)
+    tmp = temp_path(root)
+    try:
+        (tmp / "PNGImages").mkdir(parents=True)
+        (tmp / "PedMasks").mkdir()
+        labels_out = {}
+        for n, s in enumerate(samples):
+            masks = np.asarray(s["masks"], dtype=bool)
+            image = np.asarray(s["image"])
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"samples[{n}]['image'] must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+            if masks.ndim != 3 or masks.shape[1:] != image.shape[:2] or len(masks) > 255:
+                raise ValueError(f"samples[{n}]['masks'] must be (K<=255, H, W) bool, got {masks.shape}")
+            ids = (masks * np.arange(1, len(masks) + 1, dtype=np.uint8)[:, None, None]).max(0, initial=0)
+            name = f"{prefix}{n:05d}"
+            Image.fromarray(image).save(tmp / "PNGImages" / f"{name}.png")
+            Image.fromarray(ids.astype(np.uint8), mode="L").save(tmp / "PedMasks" / f"{name}_mask.png")
+            labels_out[name] = {str(k + 1): int(c) + 1 for k, c in enumerate(np.asarray(s["labels"]))}
+        meta = {"labels": labels_out}
+        if class_names is not None:
+            meta["classes"] = ["__background__", *class_names]
+        (tmp / CLASSES_FILE).write_text(json.dumps(meta, indent=1))
+        if not publish_dir(tmp, root) and not exist_ok:
+            raise FileExistsError(f"{root} was written by another process meanwhile; it is kept")
+    finally:
+        remove(tmp)
     return root
 
 
@@ -227,29 +236,52 @@ def split(n: int, n_test: int, seed: int = 0) -> tuple[list[int], list[int]]:
     return sorted(perm[n_test:]), sorted(perm[:n_test])
 
 
-def pennfudan(root=None, n_test: int = 50, seed: int = 0, sha256: str | None = None):
+def _complete(folder: Path, archive: Path) -> bool:
+    """True when `folder` holds a whole extraction: every image has its mask and the other way
+    round, and (when the archive is still there) every file of the archive is present."""
+    images = {p.stem for p in (folder / "PNGImages").glob("*.png")}
+    masks = {p.name[: -len("_mask.png")] for p in (folder / "PedMasks").glob("*_mask.png")}
+    if not images or images != masks:
+        return False
+    if archive.is_file():
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                names = [n for n in zf.namelist() if not n.endswith("/")]
+        except zipfile.BadZipFile:
+            return True  # judged on the folder alone; the archive is checked when it is needed
+        return all((folder.parent / n).is_file() for n in names if n.startswith(folder.name + "/"))
+    return True
+
+
+def pennfudan(root=None, n_test: int = 50, seed: int = 0, checksum: str | None = None):
     """Real Penn-Fudan (170 images): download with a checksum, extract safely, split 120 / 50.
 
-    root: where to keep it (default course_lib.paths.data_dir()). sha256: the archive's SHA-256
-    (default: $PENNFUDAN_SHA256, else PENNFUDAN_SHA256). Returns (train, test) PennFudanDataset with train / eval transforms.
-    Offline it stops at once with course_lib.notebook.OfflineError.
+    root: where to keep it (default course_lib.paths.data_dir()): root/PennFudanPed.zip and
+    root/PennFudanPed/. checksum: of the archive, SHA-256 or MD5 (default: $PENNFUDAN_SHA256,
+    which may hold either, else PENNFUDAN_CHECKSUM). Returns (train, test) PennFudanDataset with
+    train / eval transforms.
+
+    An archive already downloaded and verified is used without the network; the folder is
+    extracted into a temporary name and renamed into place, so a killed run never leaves a folder
+    that looks complete (one left by an older, interrupted extraction is detected, removed and
+    extracted again). Offline without the archive, it stops at once with OfflineError.
     """
-    from ..notebook import require_online
     from ..paths import data_dir
-    from .download import download, extract_archive
+    from ._atomic import remove, temp_path
+    from .download import download_remote, extract_archive
 
     root = Path(root) if root is not None else data_dir()
-    folder = root / "PennFudanPed"
-    if not (folder / "PNGImages").is_dir():
-        require_online("the Penn-Fudan data set")
-        sha = sha256 or os.environ.get("PENNFUDAN_SHA256") or PENNFUDAN_SHA256
-        if sha is None:
-            raise ValueError(
-                "sha256 is needed to verify PennFudanPed.zip: pass pennfudan(sha256=...) or set the "
-                "environment variable PENNFUDAN_SHA256 (`sha256sum PennFudanPed.zip` of a copy you trust)"
-            )
-        archive = download(PENNFUDAN_URL, root / "PennFudanPed.zip", sha, progress=True)
-        extract_archive(archive, root)
+    folder, archive = root / "PennFudanPed", root / _REMOTE.name
+    if folder.exists() and not _complete(folder, archive):
+        print(f"course_lib: {folder} is incomplete (an interrupted extraction); extracting it again")
+        stale = temp_path(folder)
+        os.rename(folder, stale)
+        remove(stale)
+    if not folder.exists():
+        download_remote(_REMOTE, root, checksum)
+        extract_archive(archive, folder, member="PennFudanPed")
     n = len(list((folder / "PNGImages").glob("*.png")))
     train_idx, test_idx = split(n, n_test, seed)
     return (PennFudanDataset(folder, train_transforms(), train_idx),
