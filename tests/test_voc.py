@@ -154,3 +154,34 @@ def test_voc2007_reads_extracted_folder_without_network(tmp_path, monkeypatch):
 
 def test_collate_empty():
     assert voc.collate_detection([]) == ([], [])
+
+
+@pytest.mark.parametrize("filename", ["/etc/hostname", "../secret.jpg", "sub/../../secret.jpg", "..\\\\secret.jpg"])
+def test_filename_outside_the_folder_is_refused(tmp_path, filename):
+    root = make_folder(tmp_path / "voc", {"a": (["cat"], np.array([[0, 0, 10, 10]]), None)})
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(tmp_path / "secret.jpg")
+    xml = root / "Annotations" / "a.xml"
+    xml.write_text(xml.read_text().replace("<filename>a.jpg</filename>", f"<filename>{filename}</filename>"))
+    with pytest.raises(ValueError, match="<filename> must be a file name inside JPEGImages") as err:
+        voc.VOCDetection(root, "train")[0]
+    assert "a.xml" in str(err.value)
+
+
+def test_boxes_crossing_the_border_are_clipped_and_outside_ones_refused(tmp_path):
+    p = tmp_path / "b.xml"
+    p.write_text(GOOD.replace("<xmax>10</xmax><ymax>20</ymax>", "<xmax>55</xmax><ymax>20</ymax>")
+                 .replace("<xmin>1</xmin><ymin>1</ymin>", "<xmin>-3</xmin><ymin>1</ymin>"))
+    np.testing.assert_array_equal(voc.read_voc_xml(p)["boxes"][0], [0, 0, 40, 20])  # 40 x 30 image
+    p.write_text(GOOD.replace("<xmin>5</xmin><ymin>6</ymin><xmax>5</xmax><ymax>30</ymax>",
+                              "<xmin>45</xmin><ymin>6</ymin><xmax>50</xmax><ymax>30</ymax>"))
+    with pytest.raises(ValueError, match="object 1 \\(cat\\) lies outside the 40 x 30 image") as err:
+        voc.read_voc_xml(p)
+    assert "b.xml" in str(err.value)
+
+
+def test_truncated_jpeg_names_the_file(tmp_path):
+    root = make_folder(tmp_path, {"a": (["cat"], np.array([[0, 0, 10, 10]]), None)})
+    jpg = root / "JPEGImages" / "a.jpg"
+    jpg.write_bytes(jpg.read_bytes()[: jpg.stat().st_size * 3 // 4])
+    with pytest.raises(ValueError, match=r"a\.jpg.*\(image file is truncated"):
+        voc.VOCDetection(root, "train")[0]

@@ -8,6 +8,10 @@ VOC XML stores 1-based, inclusive pixel indices: a box covering pixel columns 0.
 is written xmin=1, xmax=10. course_lib boxes are continuous `xyxy` pixels (width = x2 - x1),
 so reading converts (xmin, ymin, xmax, ymax) -> (xmin - 1, ymin - 1, xmax, ymax) and writing
 does the inverse.
+
+Reading is defensive: <filename> must be a plain name inside JPEGImages/ (an absolute path or a
+'..' is refused), a box that crosses the image border is clipped to the <size> of the image, and
+a box that lies wholly outside it is refused; every error names the file.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ VOC_CLASSES = (
     "train", "tvmonitor",
 )
 VOC2007_SPLITS = ("train", "val", "trainval", "test")
+# The two official archives, and the folder each one's VOCdevkit/VOC2007 is extracted to.
+VOC2007_ARCHIVES = {"trainval": "VOCtrainval_06-Nov-2007.tar", "test": "VOCtest_06-Nov-2007.tar"}
 
 
 def _text(node, tag: str, path) -> str:
@@ -59,10 +65,13 @@ def read_voc_xml(path) -> dict:
     """Read one VOC annotation file.
 
     Returns dict(filename str, image_hw (h, w) ints, boxes float32 (K, 4) continuous `xyxy`
-    pixels = (xmin - 1, ymin - 1, xmax, ymax) of VOC's 1-based inclusive indices, names list of
-    K str, difficult bool (K,), truncated bool (K,)). No <object>: K = 0, boxes (0, 4).
+    pixels = (xmin - 1, ymin - 1, xmax, ymax) of VOC's 1-based inclusive indices, clipped to
+    [0, w] x [0, h], names list of K str, difficult bool (K,), truncated bool (K,)). No
+    <object>: K = 0, boxes (0, 4).
     Raises ValueError naming the file for: not XML, root not <annotation>, missing
-    filename/size/name/bndbox, non-numeric coordinates, xmax < xmin or ymax < ymin.
+    filename/size/name/bndbox, a <filename> that is absolute or contains '..', a <size> that is
+    not positive, non-numeric coordinates, xmax < xmin or ymax < ymin, a box wholly outside the
+    image.
     """
     path = Path(path)
     try:
@@ -72,10 +81,15 @@ def read_voc_xml(path) -> dict:
     if root.tag != "annotation":
         raise ValueError(f"{path}: the root element must be <annotation>, got <{root.tag}>")
     filename = _text(root, "filename", path)
+    if os.path.isabs(filename) or filename.startswith(("/", "\\")) or ".." in Path(filename.replace("\\", "/")).parts:
+        raise ValueError(f"{path}: <filename> must be a file name inside JPEGImages/, got {filename!r}")
     size = root.find("size")
     if size is None:
         raise ValueError(f"{path}: <annotation> has no <size>")
     image_hw = (int(_number(size, "height", path)), int(_number(size, "width", path)))
+    if min(image_hw) < 1:
+        raise ValueError(f"{path}: <size> must be positive, got (h, w) = {image_hw}")
+    h, w = image_hw
     boxes, names, difficult, truncated = [], [], [], []
     for i, obj in enumerate(root.findall("object")):
         names.append(_text(obj, "name", path))
@@ -86,7 +100,11 @@ def read_voc_xml(path) -> dict:
         if x2 < x1 or y2 < y1:
             raise ValueError(f"{path}: object {i} ({names[-1]}) has xmax < xmin or ymax < ymin: "
                              f"({x1:g}, {y1:g}, {x2:g}, {y2:g})")
-        boxes.append((x1 - 1, y1 - 1, x2, y2))
+        box = np.clip([x1 - 1, y1 - 1, x2, y2], 0, [w, h, w, h])
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError(f"{path}: object {i} ({names[-1]}) lies outside the {w} x {h} image: "
+                             f"({x1:g}, {y1:g}, {x2:g}, {y2:g})")
+        boxes.append(box)
         difficult.append(_flag(obj, "difficult", path))
         truncated.append(_flag(obj, "truncated", path))
     return {
@@ -186,7 +204,7 @@ class VOCDetection(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int):
-        from PIL import Image
+        from ._image import open_image
 
         xml_path = self.root / "Annotations" / f"{self.ids[i]}.xml"
         ann = read_voc_xml(xml_path)
@@ -196,8 +214,7 @@ class VOCDetection(torch.utils.data.Dataset):
                              f"class_names are {self.class_names}")
         keep = np.ones(len(ann["names"]), bool) if self.keep_difficult else ~ann["difficult"]
         labels = np.array([self._index[n] for n in ann["names"]], np.int64)
-        with Image.open(self.root / "JPEGImages" / ann["filename"]) as im:
-            pixels = np.asarray(im.convert("RGB"))
+        pixels = np.asarray(open_image(self.root / "JPEGImages" / ann["filename"]))
         if pixels.shape[:2] != ann["image_hw"]:
             raise ValueError(f"{xml_path}: <size> says (h, w) = {ann['image_hw']} but the image "
                              f"is {pixels.shape[:2]}")
@@ -216,27 +233,47 @@ class VOCDetection(torch.utils.data.Dataset):
         return f"VOCDetection({self.root.name!r}, split={self.split!r}, {len(self)} images, {len(self.class_names)} classes)"
 
 
-def voc2007(root=None, split: str = "trainval", class_names=VOC_CLASSES, **kwargs) -> VOCDetection:
-    """Pascal VOC 2007 (`full` profile): download once (torchvision checks the MD5), then read it.
+def voc2007_folder(root, split: str) -> Path:
+    """The folder that holds `split` of VOC 2007 under `root` (see voc2007), extracted or not.
 
-    root: where VOCdevkit/ goes (default data_dir()/"voc2007"); split: "train", "val",
-    "trainval" or "test". Offline without the extracted files: OfflineError at once.
-    kwargs go to VOCDetection (transforms, keep_difficult).
+    trainval, train and val come from VOCtrainval_06-Nov-2007.tar, test from VOCtest_06-Nov-2007.tar,
+    each extracted to root/<archive name without .tar>. A merged root/VOCdevkit/VOC2007 (as
+    torchvision lays it out) is used instead when it already holds the split.
+    """
+    root = Path(root)
+    merged = root / "VOCdevkit" / "VOC2007"
+    if (merged / "ImageSets" / "Main" / f"{split}.txt").is_file():
+        return merged
+    archive = VOC2007_ARCHIVES["test" if split == "test" else "trainval"]
+    return root / archive[: -len(".tar")]
+
+
+def voc2007(root=None, split: str = "trainval", class_names=VOC_CLASSES, **kwargs) -> VOCDetection:
+    """Pascal VOC 2007 (`full` profile): download once (checked against the MD5 torchvision
+    records), extract safely, then read it.
+
+    root: where the archives and folders go (default data_dir()/"voc2007"); split: "train",
+    "val", "trainval" or "test" (test needs VOCtest_06-Nov-2007.tar, about 451 MB; the others
+    VOCtrainval_06-Nov-2007.tar, about 460 MB). An archive already downloaded and verified is used
+    offline; extraction is atomic (course_lib.datasets.download.extract_archive). Offline without
+    the files: OfflineError at once. kwargs go to VOCDetection (transforms, keep_difficult).
     """
     from course_lib import notebook
     from course_lib.paths import data_dir
 
+    from .download import download_remote, extract_archive
+    from .sources import remote
+
     if split not in VOC2007_SPLITS:
         raise ValueError(f"split must be one of {VOC2007_SPLITS}, got {split!r}")
     root = Path(root) if root is not None else data_dir() / "voc2007"
-    folder = root / "VOCdevkit" / "VOC2007"
-    if not (folder / "ImageSets" / "Main" / f"{split}.txt").is_file():
-        notebook.require_online("Pascal VOC 2007")
-        import torchvision
-
-        root.mkdir(parents=True, exist_ok=True)
-        image_set = "test" if split == "test" else "trainval"
-        torchvision.datasets.VOCDetection(str(root), year="2007", image_set=image_set, download=True)
+    folder = voc2007_folder(root, split)
+    if not folder.is_dir():
+        archive = remote(VOC2007_ARCHIVES["test" if split == "test" else "trainval"])
+        if not (root / archive.name).is_file():
+            notebook.require_online(f"Pascal VOC 2007 ({archive.name}, about {archive.size_mb:g} MB)")
+        download_remote(archive, root)
+        extract_archive(root / archive.name, folder, member="VOCdevkit/VOC2007")
     return VOCDetection(folder, split, class_names=class_names, **kwargs)
 
 
