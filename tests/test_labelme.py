@@ -88,3 +88,88 @@ def test_write_then_read_round_trip(tmp_path):
     np.testing.assert_array_equal((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), image)
     with pytest.raises(ValueError, match="uint8"):
         labelme.write_labelme(tmp_path / "b.json", image.astype(np.float32), shapes)
+
+
+def _labelme_tool_doc(tmp_path, shapes, name="tool", embed=True, image_path=None, h=40, w=50):
+    """A file as the labelme tool saves it: group_id on every shape, the image embedded as base64."""
+    import base64
+    import io
+
+    image = np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    path = tmp_path / f"{name}.json"
+    doc = {"version": "5.4.1", "flags": {}, "shapes": shapes,
+           "imagePath": image_path if image_path is not None else path.name,
+           "imageData": base64.b64encode(buf.getvalue()).decode() if embed else None,
+           "imageHeight": h, "imageWidth": w}
+    path.write_text(json.dumps(doc))
+    return path, image
+
+
+def _tool_shape(label, points, group_id=None, kind="polygon"):
+    return {"label": label, "points": points, "group_id": group_id, "description": "",
+            "shape_type": kind, "flags": {}, "mask": None}
+
+
+def test_labelme_tool_files_ignore_groups_and_embedded_image(tmp_path):
+    path, image = _labelme_tool_doc(tmp_path, [
+        _tool_shape("__ignore__", [[0, 0], [5, 0], [5, 5]]),
+        _tool_shape("mug", [[2, 3], [10, 3], [10, 8], [2, 8]], group_id=1),   # one mug, two parts
+        _tool_shape("mug", [[30, 20], [40, 20], [40, 30], [30, 30]], group_id=1),
+        _tool_shape("mug", [[12, 30], [20, 30], [20, 36], [12, 36]], group_id=2),  # another mug
+        _tool_shape("plant", [[22, 3], [28, 3], [28, 9], [22, 9]], group_id=1),  # same id, other label
+        _tool_shape("mug", [[42, 2], [48, 2], [48, 6], [42, 6]]),  # no group: its own object
+    ])
+    ann = labelme.read_labelme(path, ["mug", "plant"])
+    assert ann["labels"].tolist() == [1, 1, 2, 1]
+    np.testing.assert_array_equal(ann["boxes"], [[2, 3, 40, 30], [12, 30, 20, 36], [22, 3, 28, 9], [42, 2, 48, 6]])
+    assert ann["masks"][0].sum() == 8 * 5 + 10 * 10
+    ds = labelme.LabelMeDataset(tmp_path, ["mug", "plant"])
+    img, t = ds[0]  # imagePath is the JSON itself: the embedded image is used
+    np.testing.assert_array_equal((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), image)
+    assert t["labels"].tolist() == [1, 1, 2, 1]
+
+
+def test_labelme_without_any_image_is_a_clear_error(tmp_path):
+    path, _ = _labelme_tool_doc(tmp_path, [], embed=False)
+    with pytest.raises(ValueError, match="imageData is empty"):
+        labelme.LabelMeDataset(tmp_path, ["mug"]).load(0)
+
+
+@pytest.mark.parametrize("points", [
+    [[60, 50], [70, 50], [70, 60]],          # wholly outside the 50 x 40 image
+    [[2, 2], [10, 10], [20, 20]],            # collinear
+])
+def test_degenerate_polygons_are_skipped_with_a_warning(tmp_path, points):
+    path = _doc(tmp_path, [_poly("mug", points), _poly("mug", [[2, 3], [10, 3], [10, 8], [2, 8]])])
+    with pytest.warns(UserWarning, match="shape 0 .*skipped"):
+        ann = labelme.read_labelme(path, ["mug"])
+    assert ann["labels"].tolist() == [1] and ann["boxes"].tolist() == [[2, 3, 10, 8]]
+
+
+def test_nan_vertex_is_an_error(tmp_path):
+    path = tmp_path / "nan.json"
+    path.write_text('{"imagePath": "x.png", "imageHeight": 10, "imageWidth": 10, "shapes": '
+                    '[{"label": "mug", "points": [[1, 1], [NaN, 5], [8, 8]], "shape_type": "polygon"}]}')
+    with pytest.raises(ValueError, match="finite"):
+        labelme.read_labelme(path, ["mug"])
+
+
+def test_absolute_image_path_is_refused(tmp_path):
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "elsewhere.png")
+    doc = {"imagePath": str(tmp_path / "elsewhere.png"), "imageHeight": 40, "imageWidth": 50, "shapes": []}
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="imagePath must be relative"):
+        labelme.read_labelme(tmp_path / "sub" / "a.json", ["mug"])
+
+
+def test_write_labelme_never_overwrites_the_image(tmp_path):
+    image = np.full((10, 12, 3), 7, np.uint8)
+    Image.fromarray(image).save(tmp_path / "w.png")
+    before = (tmp_path / "w.png").read_bytes()
+    with pytest.raises(ValueError, match=r"\.json"):
+        labelme.write_labelme(tmp_path / "w.png", image, [])
+    assert (tmp_path / "w.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.png"]
