@@ -130,5 +130,27 @@ def test_read_wider_crops_the_real_format(tmp_path):
     write_wider(tmp_path / "b", [[[100, 80, 40, 50, 2, 1, 0, 0, 1, 2]]])
     _, rects = data.read_wider(tmp_path / "b", n=1)
     np.testing.assert_array_equal(rects[0, 0, 4:], [2, 1, 0, 1, 2, 0])  # blur expr illum occl pose invalid
-    with pytest.raises(RuntimeError):
+    with pytest.raises(FileNotFoundError, match="no WIDER FACE val split"):
         data.read_wider(tmp_path / "missing", n=1)
+
+
+def test_a_truncated_cache_is_named_and_rebuilt(tmp_path, capsys):
+    root = data.build(TINY, tmp_path)
+    good = data.load(TINY, root)
+    path = root / "data.hdf5"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    again = data.load(TINY, root)  # lesson 1 calls load(), which has no overwrite argument
+    assert "data.hdf5" in capsys.readouterr().out
+    np.testing.assert_array_equal(again["features"], good["features"])
+
+
+def test_nan_in_a_cache_is_detected_and_rebuilt(tmp_path, capsys):
+    root = data.build(TINY, tmp_path)
+    good = data.load(TINY, root)
+    with h5py.File(root / "data.hdf5", "r+") as f:
+        f["features"][0, 0, 0, 0] = np.nan
+    again = data.load(TINY, root)
+    out = capsys.readouterr().out
+    assert "data.hdf5" in out and "NaN" in out and out.count("\n") == 1
+    np.testing.assert_array_equal(again["features"], good["features"])
+    assert np.isfinite(again["features"]).all()

@@ -24,8 +24,14 @@ zero elsewhere. The first n_train images (attribute `n_train` of data.hdf5) are 
 the rest are held out.
 
 Profiles: `quick` draws synthetic faces (course_lib.datasets.faces) and uses a VGG16-layout
-extractor with seeded random weights, offline; `full` reads WIDER FACE (torchvision) and uses
-ImageNet VGG16 weights, online.
+extractor with seeded random weights, offline; `full` reads the WIDER FACE validation split
+(course_lib.datasets.wider: only its images, about 345 MB, and the annotations, about 3.6 MB)
+and uses ImageNet VGG16 weights, online.
+
+The files are a cache: each is written to a temporary name and renamed into place, and `load`
+checks what it reads (shapes, finite numbers). A cache file that cannot be read or fails the
+checks is named in a one-line message and rebuilt; a file there that this module did not write
+(no HDF5 signature, or no mark of ours) is never replaced unless build(overwrite=True).
 """
 from __future__ import annotations
 
@@ -46,12 +52,13 @@ from ..matching import label_anchors
 from ..paths import data_dir
 from .faces import make_faces
 
-__all__ = ["MP5Profile", "PROFILES", "FILES", "make_anchors", "make_targets", "vgg_features",
+__all__ = ["MP5Profile", "PROFILES", "FILES", "make_anchors", "make_targets", "vgg16_body", "vgg_features",
            "initial_weights", "wider_samples", "read_wider", "build", "load"]
 
 FILES = ("data.hdf5", "images.hdf5", "weights_initial.hdf5")
 GRID, CROP, STRIDE, SIZE = 8, 3, 16, 224
 MARK = "course_lib.datasets.mp5"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -109,27 +116,39 @@ def make_targets(rects, anchors, pos_threshold: float = 0.7) -> np.ndarray:
     return targets.reshape((len(rects),) + anchors.shape[:3] + (5,)).astype(np.float32)
 
 
-def vgg_features(images, backbone: str = "random", seed: int = 0, batch: int = 16) -> np.ndarray:
-    """VGG16 features up to and including pool4, cropped to the central 8x8.
+def vgg16_body(backbone: str = "random", seed: int = 0) -> torch.nn.Sequential:
+    """VGG16's layers conv1_1 .. pool4 (stride 16, 512 channels), in eval mode.
 
-    images: (N, 224, 224, 3) uint8 [y, x, rgb]; backbone: "random" (torchvision's VGG16 init,
-    seeded) or "imagenet" (downloads the ImageNet weights). Returns (N, 8, 8, 512) float32.
+    backbone: "random" (torchvision's VGG16 init, seeded) or "imagenet" (the ImageNet weights,
+    loaded with course_lib.datasets.download.pretrained_state_dict: downloaded once, about 528 MB).
     """
     import torchvision
 
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != (SIZE, SIZE, 3):
-        raise ValueError(f"images must have shape (N, 224, 224, 3), got {images.shape}")
     if backbone == "imagenet":
-        notebook.require_online("the ImageNet VGG16 weights")
-        net = torchvision.models.vgg16(weights=torchvision.models.VGG16_Weights.IMAGENET1K_V1)
+        from .download import pretrained_state_dict
+
+        net = torchvision.models.vgg16(weights=None)
+        net.load_state_dict(pretrained_state_dict(torchvision.models.VGG16_Weights.IMAGENET1K_V1))
     elif backbone == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = torchvision.models.vgg16(weights=None)
     else:
         raise ValueError(f"backbone must be 'random' or 'imagenet', got {backbone!r}")
-    body = net.features[:24].eval()  # conv1_1 .. pool4: stride 16, 512 channels
+    return net.features[:24].eval()  # conv1_1 .. pool4: stride 16, 512 channels
+
+
+def vgg_features(images, backbone: str = "random", seed: int = 0, batch: int = 16) -> np.ndarray:
+    """VGG16 features up to and including pool4, cropped to the central 8x8.
+
+    images: (N, 224, 224, 3) uint8 [y, x, rgb]; backbone: "random" (torchvision's VGG16 init,
+    seeded) or "imagenet" (downloads the ImageNet weights), see vgg16_body. Returns (N, 8, 8, 512)
+    float32.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != (SIZE, SIZE, 3):
+        raise ValueError(f"images must have shape (N, 224, 224, 3), got {images.shape}")
+    body = vgg16_body(backbone, seed)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     out = []
@@ -152,25 +171,22 @@ def initial_weights(seed: int = 0, C: int = 512, D: int = 128, A: int = 9, scale
 def wider_samples(samples, n: int, max_rects: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """224x224 crops with faces from WIDER FACE samples, as (images, rects).
 
-    samples: iterable of (PIL image, target) as torchvision.datasets.WIDERFace yields them, target
-    a dict with 'bbox' (K, 4) `xywh` and six attribute arrays (K,). The annotation files hold
-    x, y, w, h, blur, expression, illumination, invalid, occlusion, pose (the WIDER FACE readme);
-    torchvision names those last three columns 'occlusion', 'pose', 'invalid', so they are read
-    back by column and stored as blur, expression, illumination, occlusion, pose, invalid. Each crop is a square around the image's largest valid
-    face, 4x its size (at least 224 px, at most the image), resized to 224. Returns images
-    (M, 224, 224, 3) uint8 and rects (M, max_rects, 10) float32, M <= n; faces whose centre leaves
-    the crop are dropped, the largest max_rects kept.
+    samples: iterable of (PIL image, faces (K, 10)) with the columns of wider_face_*_bbx_gt.txt:
+    x, y, w, h (`xywh` pixels), blur, expression, illumination, invalid, occlusion, pose (the
+    WIDER FACE readme; course_lib.datasets.wider.read_split yields them); rects store the
+    attributes as blur, expression, illumination, occlusion, pose, invalid. Each crop is a square
+    around the image's largest valid face, 4x its size (at least 224 px, at most the image),
+    resized to 224. Returns images (M, 224, 224, 3) uint8 and rects (M, max_rects, 10) float32,
+    M <= n; images without a valid face are skipped, faces whose centre leaves the crop are
+    dropped, the largest max_rects kept.
     """
-    # torchvision's keys in file-column order; the columns mean blur, expression, illumination,
-    # invalid, occlusion, pose, and rects store them as blur, expr., illum., occlusion, pose, invalid.
-    columns = ("blur", "expression", "illumination", "occlusion", "pose", "invalid")
-    to_rects = [0, 1, 2, 4, 5, 3]
+    to_rects = [4, 5, 6, 8, 9, 7]  # file columns of blur, expr., illum., occlusion, pose, invalid
     images, rects = [], []
-    for img, target in samples:
+    for img, faces in samples:
         if len(images) == n:
             break
-        box = np.asarray(target["bbox"], dtype=np.float64).reshape(-1, 4)
-        att = np.stack([np.asarray(target[k], dtype=np.float64).reshape(-1) for k in columns], axis=1)[:, to_rects]
+        faces = np.asarray(faces, dtype=np.float64).reshape(-1, 10)
+        box, att = faces[:, :4], faces[:, to_rects]
         ok = (box[:, 2] >= 1) & (box[:, 3] >= 1) & (att[:, 5] == 0)
         if not ok.any():
             continue
@@ -198,21 +214,21 @@ def wider_samples(samples, n: int, max_rects: int = 10) -> tuple[np.ndarray, np.
 def read_wider(root: str | Path, n: int, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
     """The first n usable crops (see wider_samples) of a WIDER FACE copy already on disk.
 
-    root: the folder holding `widerface/` as torchvision.datasets.WIDERFace lays it out
-    (WIDER_<split>/images/..., wider_face_split/wider_face_<split>_bbx_gt.txt).
+    root: the folder holding WIDER_<split>/images/ and wider_face_split/ as the official archives
+    unpack (or root/widerface/ holding them, as torchvision lays them out).
     """
-    import torchvision
+    from . import wider
 
-    ds = torchvision.datasets.WIDERFace(str(root), split=split, download=False)
-    return wider_samples((ds[i] for i in range(len(ds))), n)
+    root = Path(root)
+    if not (root / "wider_face_split").is_dir() and (root / "widerface").is_dir():
+        root = root / "widerface"
+    return wider_samples(wider.read_split(root, split), n)
 
 
 def _wider(root: Path, n: int):
-    import torchvision
+    from . import wider
 
-    notebook.require_online("WIDER FACE (torchvision.datasets.WIDERFace, about 350 MB)")
-    torchvision.datasets.WIDERFace(str(root), split="val", download=True)
-    return read_wider(root, n)
+    return read_wider(wider.wider_face(root), n)
 
 
 def _config(profile: MP5Profile) -> str:
@@ -221,18 +237,30 @@ def _config(profile: MP5Profile) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
-def _is_ours(path: Path) -> str | None:
-    """The config a file of ours was built with, or None if the file is not ours."""
+def _state(path: Path, config: str) -> str:
+    """"absent", "ours" (built with `config`), "stale" (ours, another config), "corrupt" (an HDF5
+    file that cannot be read) or "foreign" (not HDF5, or HDF5 without our mark)."""
+    if not path.exists():
+        return "absent"
     try:
+        with open(path, "rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                return "foreign"
         with h5py.File(path, "r") as f:
-            return f.attrs.get(MARK)
+            mark = f.attrs.get(MARK)
     except OSError:
-        return None
+        return "corrupt"
+    if mark is None:
+        return "foreign"
+    return "ours" if mark == config else "stale"
 
 
 def _write(path: Path, config: str, arrays: dict, attrs: dict | None = None) -> None:
     """Write arrays to an HDF5 file atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from ._atomic import clean_stale, temp_path
+
+    clean_stale(path)
+    tmp = temp_path(path)
     try:
         with h5py.File(tmp, "w") as f:
             for name, a in arrays.items():
@@ -245,26 +273,40 @@ def _write(path: Path, config: str, arrays: dict, attrs: dict | None = None) -> 
         tmp.unlink(missing_ok=True)
 
 
-def build(profile: str | MP5Profile = "quick", root: str | Path | None = None, overwrite: bool = False) -> Path:
+def _profile(profile) -> MP5Profile:
+    return PROFILES[profile] if isinstance(profile, str) else profile
+
+
+def _root(p: MP5Profile, root) -> Path:
+    return Path(root) if root is not None else data_dir() / "mp5" / p.name
+
+
+def build(profile: str | MP5Profile = "quick", root: str | Path | None = None, overwrite: bool = False,
+          rebuild: bool = False) -> Path:
     """Build the three MP5 files of a profile (or reuse them if already built); return their folder.
 
     root: where to write (default data_dir()/mp5/<profile name>). The same profile always gives
     the same files. A file there that this builder did not write is never replaced unless
-    overwrite=True (FileExistsError otherwise).
+    overwrite=True (FileExistsError otherwise); one of ours that cannot be read (truncated) is
+    rebuilt after a one-line message. rebuild=True writes the files again even if they look
+    complete (what `load` does when they fail its checks).
     """
-    p = PROFILES[profile] if isinstance(profile, str) else profile
+    p = _profile(profile)
     if p.n_train >= p.n_images or p.n_train < 1:
         raise ValueError(f"need 1 <= n_train < n_images, got {p.n_train}, {p.n_images}")
-    root = Path(root) if root is not None else data_dir() / "mp5" / p.name
+    root = _root(p, root)
     root.mkdir(parents=True, exist_ok=True)
     config = _config(p)
     paths = [root / name for name in FILES]
-    marks = [_is_ours(q) if q.exists() else "" for q in paths]
-    if all(m == config for m in marks):
+    states = [_state(q, config) for q in paths]
+    if all(s == "ours" for s in states) and not rebuild:
         return root
-    foreign = [q.name for q, m in zip(paths, marks) if m is None]
+    foreign = [q.name for q, s in zip(paths, states) if s == "foreign"]
     if foreign and not overwrite:
         raise FileExistsError(f"{root} holds {foreign}, not written by {MARK}; move them away or pass overwrite=True")
+    corrupt = [q.name for q, s in zip(paths, states) if s == "corrupt"]
+    if corrupt:
+        print(f"course_lib: {', '.join(corrupt)} in {root} cannot be read (truncated or corrupt); rebuilding")
     if p.source == "synthetic":
         images, rects = make_faces(p.n_images, seed=p.seed, centre_box=(40, 40, 184, 184))
     elif p.source == "wider":
@@ -281,13 +323,44 @@ def build(profile: str | MP5Profile = "quick", root: str | Path | None = None, o
     return root
 
 
-def load(profile: str | MP5Profile = "quick", root: str | Path | None = None) -> dict:
-    """Build if needed, then read everything: a dict of the arrays above plus 'n_train' (int)."""
-    root = build(profile, root)
+def _read(root: Path) -> dict:
+    """Read and check the three files; ValueError naming the file when something is off."""
     out = {}
     for name in FILES:
-        with h5py.File(root / name, "r") as f:
-            out.update({k: f[k][()] for k in f.keys()})
-            if "n_train" in f.attrs:
-                out["n_train"] = int(f.attrs["n_train"])
+        path = root / name
+        try:
+            with h5py.File(path, "r") as f:
+                arrays = {k: f[k][()] for k in f.keys()}
+                if "n_train" in f.attrs:
+                    out["n_train"] = int(f.attrs["n_train"])
+        except (OSError, KeyError, RuntimeError) as err:
+            raise ValueError(f"{path} cannot be read ({err})") from err
+        for k, a in arrays.items():
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ValueError(f"{path}: {k} holds NaN or infinite values")
+        out.update(arrays)
+    expected = {"features": ("data.hdf5", 4), "rects": ("data.hdf5", 3), "targets": ("data.hdf5", 5),
+                "anchors": ("data.hdf5", 4), "images": ("images.hdf5", 4), "W1": ("weights_initial.hdf5", 4),
+                "W2": ("weights_initial.hdf5", 5)}
+    for k, (name, ndim) in expected.items():
+        if k not in out or out[k].ndim != ndim:
+            raise ValueError(f"{root / name}: {k} is missing or not {ndim}-dimensional")
+    n = len(out["features"])
+    if {len(out["rects"]), len(out["targets"]), len(out["images"])} != {n} or not 1 <= out.get("n_train", 0) < n:
+        raise ValueError(f"{root / 'data.hdf5'}: the arrays disagree on the number of images, or n_train is off")
     return out
+
+
+def load(profile: str | MP5Profile = "quick", root: str | Path | None = None) -> dict:
+    """Build if needed, then read everything: a dict of the arrays above plus 'n_train' (int).
+
+    A cache that fails to load (unreadable, NaN or infinite numbers, wrong shapes) is named in a
+    one-line message and rebuilt once.
+    """
+    p = _profile(profile)
+    root = build(p, root)
+    try:
+        return _read(root)
+    except ValueError as err:
+        print(f"course_lib: the MP5 cache cannot be loaded ({err}); rebuilding it")
+    return _read(build(p, root, rebuild=True))
