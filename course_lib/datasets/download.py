@@ -29,7 +29,7 @@ from ..notebook import MIRROR_ENV, require_online
 from ._atomic import clean_stale, publish_dir, remove, temp_path
 
 __all__ = ["ChecksumError", "sha256sum", "file_digest", "parse_checksum", "mirrored", "download",
-           "download_remote", "extract_archive", "pretrained_state_dict"]
+           "download_remote", "extract_archive", "fetch_pretrained"]
 
 CHUNK = 1 << 20
 _HEX_LENGTHS = {"sha256": 64, "md5": 32}
@@ -143,24 +143,32 @@ def download_remote(remote, folder, checksum: str | None = None, *, progress: bo
     return download(mirrored(remote.url), Path(folder) / remote.name, value, progress=progress, hint=hint)
 
 
-def pretrained_state_dict(weights) -> dict:
-    """The state dict of torchvision pretrained `weights` (a WeightsEnum member, e.g.
-    torchvision.models.VGG16_Weights.IMAGENET1K_V1), as a dict of CPU tensors.
+def fetch_pretrained(weights, what: str = "pretrained weights"):
+    """Make sure the file of torchvision pretrained `weights` (a WeightsEnum member, e.g.
+    torchvision.models.VGG16_Weights.IMAGENET1K_V1) is in torch's hub cache; return `weights`,
+    for the torchvision builder (`vgg16(weights=fetch_pretrained(...))`), which then reads the
+    cached file without the network.
 
-    Read from torch's hub cache (torch.hub.get_dir()/checkpoints) when it is there, with no network;
-    else downloaded once, through $COURSE_MIRROR when set, and checked by torch.hub against the
-    SHA-256 prefix in the file name. Offline and not cached: OfflineError at once. Every course
-    function that loads pretrained weights goes through here.
+    Downloaded once, through $COURSE_MIRROR when set, and checked against the SHA-256 prefix in
+    the file name (torch.hub's rule). Already cached: no network needed. Offline and not cached:
+    OfflineError at once, saying `what` is missing. Every course function that loads pretrained
+    weights goes through here.
     """
+    import re
+
     import torch
 
     name = os.path.basename(urllib.parse.urlsplit(weights.url).path)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / name
-    if not cached.is_file():
-        size = weights.meta.get("_file_size")
-        require_online(f"the pretrained weights {name}" + (f" (about {size:.0f} MB)" if size else ""))
-    return torch.hub.load_state_dict_from_url(mirrored(weights.url), map_location="cpu", progress=True,
-                                              check_hash=True, file_name=name, weights_only=True)
+    if cached.is_file():
+        return weights
+    size = weights.meta.get("_file_size")
+    require_online(f"{what} ({name}" + (f", about {size:.0f} MB)" if size else ")"))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    prefix = re.search(r"-([a-f0-9]+)\.", name)
+    torch.hub.download_url_to_file(mirrored(weights.url), str(cached), prefix.group(1) if prefix else None,
+                                   progress=True)
+    return weights
 
 
 def _bar(total, name):

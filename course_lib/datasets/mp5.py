@@ -120,15 +120,15 @@ def vgg16_body(backbone: str = "random", seed: int = 0) -> torch.nn.Sequential:
     """VGG16's layers conv1_1 .. pool4 (stride 16, 512 channels), in eval mode.
 
     backbone: "random" (torchvision's VGG16 init, seeded) or "imagenet" (the ImageNet weights,
-    loaded with course_lib.datasets.download.pretrained_state_dict: downloaded once, about 528 MB).
+    through course_lib.datasets.download.fetch_pretrained: downloaded once, about 528 MB).
     """
     import torchvision
 
     if backbone == "imagenet":
-        from .download import pretrained_state_dict
+        from .download import fetch_pretrained
 
-        net = torchvision.models.vgg16(weights=None)
-        net.load_state_dict(pretrained_state_dict(torchvision.models.VGG16_Weights.IMAGENET1K_V1))
+        weights = fetch_pretrained(torchvision.models.VGG16_Weights.IMAGENET1K_V1, "the ImageNet VGG16 weights")
+        net = torchvision.models.vgg16(weights=weights)
     elif backbone == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

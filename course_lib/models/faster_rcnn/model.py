@@ -126,23 +126,18 @@ def small_backbone(widths=(32, 64, 128), out_channels: int | None = None, in_cha
 def vgg16_backbone(pretrained: bool = True) -> tuple[nn.Sequential, nn.Sequential]:
     """VGG16 (Simonyan & Zisserman, 2015) cut before its 5th pool, with ImageNet weights.
 
-    The weights are downloaded once by torchvision (which checks their hash) into torch's hub cache;
-    without them and offline, OfflineError at once. pretrained=False builds the same layers untrained.
+    The weights are downloaded once into torch's hub cache, their hash checked
+    (course_lib.datasets.download.fetch_pretrained); without them and offline, OfflineError at once.
+    pretrained=False builds the same layers untrained.
     Returns (features, fc): features maps (B, 3, H, W) images in [0, 1] to (B, 512, H/16, W/16)
     (conv1-conv2 frozen, as in the paper); fc is VGG16's fc6 + ReLU + fc7 + ReLU, to initialise the
     Fast R-CNN head (25088 -> 4096 -> 4096).
     """
-    import os
-
     from torchvision.models import VGG16_Weights, vgg16
 
-    weights = VGG16_Weights.IMAGENET1K_V1 if pretrained else None
-    if weights is not None:
-        cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
-        if not os.path.isfile(cached):
-            from ...notebook import require_online
+    from ...datasets.download import fetch_pretrained
 
-            require_online("the ImageNet weights of VGG16")
+    weights = fetch_pretrained(VGG16_Weights.IMAGENET1K_V1, "the ImageNet weights of VGG16") if pretrained else None
     vgg = vgg16(weights=weights)
     features = vgg.features[:30]
     for p in features[:10].parameters():

@@ -158,13 +158,15 @@ def tiny_fasterrcnn(num_classes: int, image_size: int = 128, width: int = 128,
 
 def resnet50_fpn(weights: str | None = "DEFAULT") -> nn.Module:
     """torchvision's `fasterrcnn_resnet50_fpn` with COCO weights (91 classes); needs the internet
-    the first time (the weights go to torch's hub cache). Offline it stops at once."""
-    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+    the first time (the weights go to torch's hub cache, through
+    course_lib.datasets.download.fetch_pretrained). Offline and not cached, it stops at once."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights, fasterrcnn_resnet50_fpn
+
+    from ...datasets.download import fetch_pretrained
 
     if weights is not None:
-        from ...notebook import require_online
-
-        require_online("the COCO weights of fasterrcnn_resnet50_fpn")
+        weights = fetch_pretrained(FasterRCNN_ResNet50_FPN_Weights.verify(weights),
+                                   "the COCO weights of fasterrcnn_resnet50_fpn")
     return fasterrcnn_resnet50_fpn(weights=weights)
 
 

@@ -136,14 +136,14 @@ def resnet34_backbone() -> nn.Sequential:
     """torchvision's ResNet-34 with ImageNet weights, without pooling and classifier.
 
     (B, 3, S, S) in [0, 1] -> (B, 512, S/32, S/32); normalises with the ImageNet mean and std itself.
-    Downloads the weights (about 83 MB) once: stops at once with a clear message when offline.
+    Downloads the weights (about 83 MB) once (course_lib.datasets.download.fetch_pretrained): stops
+    at once with a clear message when offline and not cached.
     """
     from torchvision.models import ResNet34_Weights, resnet34
 
-    from ...notebook import require_online
+    from ...datasets.download import fetch_pretrained
 
-    require_online("the ImageNet weights of ResNet-34")
-    body = resnet34(weights=ResNet34_Weights.IMAGENET1K_V1)
+    body = resnet34(weights=fetch_pretrained(ResNet34_Weights.IMAGENET1K_V1, "the ImageNet weights of ResNet-34"))
     net = nn.Sequential(ImageNetNormalize(), *list(body.children())[:-2])
     net.out_channels = 512
     return net
