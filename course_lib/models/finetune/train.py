@@ -132,7 +132,9 @@ def source_detector(profile: detector.DetectorProfile, device="cpu", seed: int =
 
     `quick`: the tiny detector trained on `profile.n_source` synthetic images of
     shapes.SOURCE_CLASSES for `profile.pretrain_iters` batches; loaded from the cache when present
-    (torch.load(weights_only=True)), else trained and written there atomically.
+    (torch.load(weights_only=True)), else trained and written there atomically. A cache file that
+    cannot be loaded (truncated, not a state dict of this model, NaN weights) is named in a
+    one-line message and trained again.
     `full`: fasterrcnn_resnet50_fpn with COCO weights. Returns the model in eval mode.
     """
     if profile.backbone != "tiny":
@@ -142,8 +144,12 @@ def source_detector(profile: detector.DetectorProfile, device="cpu", seed: int =
     model = detector.build_detector(profile, num_classes=len(shapes.SOURCE_CLASSES) + 1)
     path = pretrain_cache_path(profile, seed)
     if cache and path.is_file():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.to(device).eval()
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+        problem = _load_cached(model, path)
+        if problem is None:
+            return model.to(device).eval()
+        print(f"course_lib: the cached source detector {path} cannot be loaded ({problem}); training it again")
+        model.load_state_dict(initial)  # train from the same start as a run without the cache
     samples = shapes.make_shapes(profile.n_source, image_size=profile.image_size,
                                  classes=shapes.SOURCE_CLASSES, seed=seed + 1000,
                                  max_objects=profile.max_objects, style=profile.style)
@@ -151,11 +157,38 @@ def source_detector(profile: detector.DetectorProfile, device="cpu", seed: int =
     fit(model, data, profile.pretrain_iters, profile.lr, profile.momentum, profile.weight_decay,
         profile.lr_step, profile.lr_gamma, device=device, seed=seed, desc="pre-train (source)")
     if cache:
+        from ...datasets._atomic import clean_stale, temp_path
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.part")
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, path)
+        clean_stale(path)
+        tmp = temp_path(path, ".part")
+        try:
+            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return model.eval()
+
+
+def _load_cached(model, path: Path) -> str | None:
+    """Load the state dict at `path` into `model`; None if it worked, else what went wrong."""
+    import pickle
+    import zipfile
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        return f"truncated or corrupt: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return "not a state dict"
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        return f"NaN or infinite values in {bad[0]}"
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        return f"not a state dict of this model ({str(err).splitlines()[0]})"
+    return None
 
 
 def source_classes(profile: detector.DetectorProfile) -> tuple[str, ...]:
@@ -174,7 +207,9 @@ def target_root(profile: detector.DetectorProfile, seed: int = 0) -> Path:
     """The folder of the target data set in the Penn-Fudan layout.
 
     `quick`: profile.n_target synthetic images of shapes.TARGET_CLASSES, written (once) under
-    data_dir(); `full`: real Penn-Fudan, downloaded with its checksum and extracted.
+    data_dir() to a temporary folder renamed into place, so concurrent runs never read each other's
+    half-written files (a folder left incomplete by an older, interrupted version is rebuilt);
+    `full`: real Penn-Fudan, downloaded with its checksum and extracted.
     """
     from ...paths import data_dir
 
@@ -185,11 +220,17 @@ def target_root(profile: detector.DetectorProfile, seed: int = 0) -> Path:
 
     root = data_dir() / f"shapes_target_{profile.key()}_{profile.n_target}_{seed}"
     if not (root / pf.CLASSES_FILE).is_file():
+        if root.exists():  # written in place by an older version and interrupted: never complete
+            from ...datasets._atomic import remove, temp_path
+
+            print(f"course_lib: {root} is incomplete (an interrupted run); writing it again")
+            stale = temp_path(root)
+            os.rename(root, stale)
+            remove(stale)
         samples = shapes.make_shapes(profile.n_target, image_size=profile.image_size,
                                      classes=shapes.TARGET_CLASSES, seed=seed + 2000,
                                      max_objects=profile.max_objects, style=profile.style)
-        # classes.json is written last, so its presence means the folder is complete.
-        pf.write_pennfudan_layout(root, samples, shapes.TARGET_CLASSES, prefix="Shapes")
+        pf.write_pennfudan_layout(root, samples, shapes.TARGET_CLASSES, prefix="Shapes", exist_ok=True)
     return root
 
 
