@@ -16,6 +16,7 @@ https://host/path to $COURSE_MIRROR/host/path, so one folder tree can serve all 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tarfile
 import urllib.error
@@ -113,7 +114,7 @@ def download(url: str, dest, checksum: str, *, progress: bool = False, hint: str
                         bar.update(len(chunk))
                 if bar is not None:
                     bar.close()
-        except (urllib.error.URLError, OSError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             raise OSError(f"cannot download {url} to {dest}: {err}") from err
         if total is not None and size != total:
             raise OSError(f"the download of {url} stopped after {size} of {total} bytes; run again to retry")

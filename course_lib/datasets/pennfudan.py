@@ -24,7 +24,7 @@ from .sources import remote as _remote
 
 __all__ = [
     "PENNFUDAN_URL", "PENNFUDAN_CHECKSUM", "PennFudanDataset", "read_image", "to_sample", "masks_from_ids", "boxes_from_masks",
-    "train_transforms", "eval_transforms", "collate", "write_pennfudan_layout", "split", "pennfudan",
+    "train_transforms", "eval_transforms", "collate", "write_pennfudan_layout", "split", "pennfudan_root", "pennfudan",
 ]
 
 _REMOTE = _remote("PennFudanPed.zip")
@@ -255,19 +255,20 @@ def _complete(folder: Path, archive: Path) -> bool:
     return True
 
 
-def pennfudan(root=None, n_test: int = 50, seed: int = 0, checksum: str | None = None):
-    """Real Penn-Fudan (170 images): download with a checksum, extract safely, split 120 / 50.
+def pennfudan_root(root=None, checksum: str | None = None) -> Path:
+    """Real Penn-Fudan on disk: download with a checksum (once), extract safely; return the folder
+    root/PennFudanPed holding PNGImages/ and PedMasks/.
 
     root: where to keep it (default course_lib.paths.data_dir()): root/PennFudanPed.zip and
     root/PennFudanPed/. checksum: of the archive, SHA-256 or MD5 (default: $PENNFUDAN_SHA256,
-    which may hold either, else PENNFUDAN_CHECKSUM). Returns (train, test) PennFudanDataset with
-    train / eval transforms.
+    which may hold either, else PENNFUDAN_CHECKSUM).
 
     An archive already downloaded and verified is used without the network; the folder is
     extracted into a temporary name and renamed into place, so a killed run never leaves a folder
     that looks complete (one left by an older, interrupted extraction is detected, removed and
     extracted again). Offline without the archive, it stops at once with OfflineError.
     """
+    from ..notebook import require_online
     from ..paths import data_dir
     from ._atomic import remove, temp_path
     from .download import download_remote, extract_archive
@@ -280,8 +281,17 @@ def pennfudan(root=None, n_test: int = 50, seed: int = 0, checksum: str | None =
         os.rename(folder, stale)
         remove(stale)
     if not folder.exists():
+        if not archive.is_file():
+            require_online(f"the Penn-Fudan data set ({_REMOTE.name}, about {_REMOTE.size_mb:.0f} MB)")
         download_remote(_REMOTE, root, checksum)
         extract_archive(archive, folder, member="PennFudanPed")
+    return folder
+
+
+def pennfudan(root=None, n_test: int = 50, seed: int = 0, checksum: str | None = None):
+    """Real Penn-Fudan (170 images), split 120 / 50: (train, test) PennFudanDataset with train /
+    eval transforms. root, checksum: see pennfudan_root, which downloads and extracts it once."""
+    folder = pennfudan_root(root, checksum)
     n = len(list((folder / "PNGImages").glob("*.png")))
     train_idx, test_idx = split(n, n_test, seed)
     return (PennFudanDataset(folder, train_transforms(), train_idx),

@@ -214,8 +214,7 @@ def target_root(profile: detector.DetectorProfile, seed: int = 0) -> Path:
     from ...paths import data_dir
 
     if profile.data == "pennfudan":
-        pf.pennfudan(data_dir())
-        return data_dir() / "PennFudanPed"
+        return pf.pennfudan_root(data_dir())
     from ...datasets import shapes
 
     root = data_dir() / f"shapes_target_{profile.key()}_{profile.n_target}_{seed}"
