@@ -154,3 +154,15 @@ def test_nan_in_a_cache_is_detected_and_rebuilt(tmp_path, capsys):
     assert "data.hdf5" in out and "NaN" in out and out.count("\n") == 1
     np.testing.assert_array_equal(again["features"], good["features"])
     assert np.isfinite(again["features"]).all()
+
+
+def test_temporaries_of_killed_builds_are_removed(tmp_path):
+    import os
+
+    tmp_path.mkdir(exist_ok=True)
+    dead, legacy = tmp_path / ".data.hdf5.999999999-0123abcd.tmp", tmp_path / ".images.hdf5.999999999.tmp"
+    live = tmp_path / f".data.hdf5.{os.getpid()}-89abcdef.tmp"
+    for p in (dead, legacy, live):
+        p.write_bytes(b"half an hdf5 file")
+    data.build(TINY, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [live.name]

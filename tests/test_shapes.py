@@ -176,3 +176,18 @@ def test_style_is_checked_and_kept_in_the_cache(tmp_path):
     np.testing.assert_array_equal(ds[1][1]["boxes"].numpy(), ref["boxes"])
     with pytest.raises(FileExistsError, match="other parameters"):
         shapes.write_shapes_voc(root, n_train=2, n_test=1, seed=1, max_objects=2)
+
+
+def test_voc_cache_removes_the_temporaries_of_killed_runs_only(tmp_path):
+    import os
+    import time
+
+    root = tmp_path / "set"
+    dead = [tmp_path / ".set.999999999-0123abcd.tmp", tmp_path / ".set.tmp-999999999-0123abcd"]  # new, older naming
+    live = tmp_path / f".set.{os.getpid()}-89abcdef.tmp"                # a concurrent run still writing
+    old = tmp_path / f".set.tmp-{os.getpid()}-fedcba98"                 # a live pid, but hours old: reused id
+    for d in (*dead, live, old):
+        (d / "JPEGImages").mkdir(parents=True)
+    os.utime(old, (time.time() - 7 * 3600,) * 2)
+    shapes.write_shapes_voc(root, n_train=1, n_test=1, image_size=32, max_objects=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["set", live.name])

@@ -19,6 +19,12 @@ __all__ = ["STALE_SECONDS", "temp_path", "clean_stale", "publish_dir", "remove"]
 
 STALE_SECONDS = 6 * 3600
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(?:tmp|part)$")
+# Names earlier versions of the course used: shapes' folders, MP5's files, the source detector's
+# .pt (<stem>.<pid>.part, no dot in front) and downloads (mkstemp, no pid: judged by age alone).
+_LEGACY = (re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$"),
+           re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$"),
+           re.compile(r"^(?P<stem>[^.].*)\.(?P<pid>\d+)\.part$"),
+           re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.part$"))
 
 
 def temp_path(path, suffix: str = ".tmp") -> Path:
@@ -62,18 +68,34 @@ def clean_stale(path) -> list[Path]:
         return removed
     now = time.time()
     for p in siblings:
-        m = _TEMP.match(p.name)
-        if m is None or m["name"] != path.name:
+        pid = _owner(p.name, path)
+        if pid is None:
             continue
         try:
             age = now - p.lstat().st_mtime
         except FileNotFoundError:
             continue
-        if _alive(int(m["pid"])) and age < STALE_SECONDS:
+        if age < STALE_SECONDS and (pid == 0 or _alive(pid)):
             continue
         remove(p)
         removed.append(p)
     return removed
+
+
+def _owner(name: str, path: Path) -> int | None:
+    """The pid in a temporary name of `path` (0 when the name carries none), or None if `name` is
+    not one of its temporaries."""
+    m = _TEMP.match(name)
+    if m is not None:
+        return int(m["pid"]) if m["name"] == path.name else None
+    for pattern in _LEGACY:
+        m = pattern.match(name)
+        if m is None:
+            continue
+        d = m.groupdict()
+        if d.get("name", None) == path.name or d.get("stem", None) == path.stem:
+            return int(d["pid"]) if d.get("pid") else 0
+    return None
 
 
 def publish_dir(tmp, dest) -> bool:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -394,8 +392,11 @@ def write_shapes_voc(root=None, n_train: int = 300, n_test: int = 100, image_siz
     root = Path(root) if root is not None else _default_root(meta)
     if _check_existing(root, meta):
         return root
+    from ._atomic import clean_stale, remove, temp_path
+
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    clean_stale(root)  # the temporaries of killed runs, never a live one
+    tmp = temp_path(root)
     try:
         _write_set(tmp, meta)
         if root.exists():  # an empty folder (checked above) that we may replace
@@ -405,7 +406,7 @@ def write_shapes_voc(root=None, n_train: int = 300, n_test: int = 100, image_siz
         if _read_meta(root) != meta:  # not a concurrent writer that finished first
             raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove(tmp)
     return root
 
 
