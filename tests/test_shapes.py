@@ -191,3 +191,13 @@ def test_voc_cache_removes_the_temporaries_of_killed_runs_only(tmp_path):
     os.utime(old, (time.time() - 7 * 3600,) * 2)
     shapes.write_shapes_voc(root, n_train=1, n_test=1, image_size=32, max_objects=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["set", live.name])
+
+
+def test_voc_cache_is_byte_identical_from_run_to_run(tmp_path):
+    """<folder> names the set, not the temporary folder it was written in (which holds a pid)."""
+    a = shapes.write_shapes_voc(tmp_path / "a" / "set", n_train=2, n_test=1, image_size=32, max_objects=1)
+    b = shapes.write_shapes_voc(tmp_path / "b" / "set", n_train=2, n_test=1, image_size=32, max_objects=1)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert len(files) == 3 + 3 + 2 + 1
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    assert "<folder>set</folder>" in (a / "Annotations" / "train_000000.xml").read_text()

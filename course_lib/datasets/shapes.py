@@ -347,7 +347,7 @@ def _check_existing(root: Path, meta: dict) -> bool:
     return True
 
 
-def _write_set(tmp: Path, meta: dict) -> None:
+def _write_set(tmp: Path, meta: dict, folder: str) -> None:
     from PIL import Image
 
     from .voc import write_voc_xml
@@ -363,7 +363,7 @@ def _write_set(tmp: Path, meta: dict) -> None:
             Image.fromarray(s["image"]).save(tmp / "JPEGImages" / f"{image_id}.jpg", quality=95)
             names = [classes[c] for c in s["labels"]]
             write_voc_xml(tmp / "Annotations" / f"{image_id}.xml", f"{image_id}.jpg", (size, size),
-                          s["boxes"], names)
+                          s["boxes"], names, folder=folder)
         (tmp / "ImageSets/Main" / f"{split}.txt").write_text("".join(i + "\n" for i in ids))
     (tmp / META_FILE).write_text(json.dumps(meta, indent=1))  # last: marks the set complete
 
@@ -398,7 +398,7 @@ def write_shapes_voc(root=None, n_train: int = 300, n_test: int = 100, image_siz
     clean_stale(root)  # the temporaries of killed runs, never a live one
     tmp = temp_path(root)
     try:
-        _write_set(tmp, meta)
+        _write_set(tmp, meta, root.name)  # <folder>: the final name, not the temporary one
         if root.exists():  # an empty folder (checked above) that we may replace
             root.rmdir()
         os.rename(tmp, root)

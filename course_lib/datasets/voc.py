@@ -121,12 +121,14 @@ def _coord(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.3f}".rstrip("0")
 
 
-def write_voc_xml(path, filename: str, image_hw, boxes, names, difficult=None, truncated=None) -> None:
+def write_voc_xml(path, filename: str, image_hw, boxes, names, difficult=None, truncated=None,
+                  folder: str | None = None) -> None:
     """Write one VOC annotation file atomically (temp file + rename); the inverse of read_voc_xml.
 
     image_hw: (h, w); boxes: (K, 4) continuous `xyxy` pixels, NumPy or torch, each at least
     1 px wide and high (written as 1-based inclusive xmin = x1 + 1, ..., xmax = x2); names: K
-    class names; difficult, truncated: optional (K,) bools. Integer boxes round-trip exactly.
+    class names; difficult, truncated: optional (K,) bools; folder: the <folder> text (default:
+    the name of the folder above Annotations/). Integer boxes round-trip exactly.
     """
     boxes = np.asarray(boxes.detach().cpu() if isinstance(boxes, torch.Tensor) else boxes, np.float64)
     boxes = boxes.reshape(-1, 4) if boxes.size == 0 else boxes
@@ -147,7 +149,7 @@ def write_voc_xml(path, filename: str, image_hw, boxes, names, difficult=None, t
         flags[arg] = value
     h, w = (int(v) for v in image_hw)
     ann = ET.Element("annotation")
-    ET.SubElement(ann, "folder").text = Path(path).parent.parent.name or "VOC"
+    ET.SubElement(ann, "folder").text = folder or Path(path).parent.parent.name or "VOC"
     ET.SubElement(ann, "filename").text = filename
     size = ET.SubElement(ann, "size")
     for tag, v in (("width", w), ("height", h), ("depth", 3)):
