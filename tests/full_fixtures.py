@@ -190,6 +190,32 @@ def place(mirror_root, url: str, file) -> Path:
     return dest
 
 
+@contextlib.contextmanager
+def slow_png_writes(pause: float = 0.02):
+    """PIL writes every PNG in two halves with a pause between, as on a slow disk: a reader that
+    opens the file meanwhile finds half an image. For tests of concurrent writers (in a child
+    process, where the patch stays)."""
+    import time
+
+    original = Image.Image.save
+
+    def save(self, fp, format=None, **params):
+        buf = io.BytesIO()
+        original(self, buf, format=format or "PNG", **params)
+        data = buf.getvalue()
+        with open(fp, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            time.sleep(pause)
+            f.write(data[len(data) // 2:])
+
+    Image.Image.save = save
+    try:
+        yield
+    finally:
+        Image.Image.save = original
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

@@ -212,12 +212,6 @@ def test_download_accepts_a_published_md5(served, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin", "src"]
 
 
-def test_a_verified_file_is_reused_offline(served, tmp_path, monkeypatch):
-    dest = dl.download(served, tmp_path / "a.bin", SHA)
-    monkeypatch.setattr(notebook, "is_online", lambda *a, **k: pytest.fail("no network check expected"))
-    assert dl.download("https://example.org/a.bin", dest, SHA) == dest
-
-
 def test_download_removes_stale_partial_files(served, tmp_path):
     import os
 

@@ -50,24 +50,49 @@ def test_target_root_rebuilds_a_folder_an_interrupted_run_left(data, capsys):
     assert sorted(p.name for p in (root / "PNGImages").iterdir()) == names and (root / pf.CLASSES_FILE).is_file()
 
 
-def _target(queue):
+def _count(root) -> int:
+    ds = pf.PennFudanDataset(root)
+    return sum(len(ds.load(i)[1]["labels"]) for i in range(len(ds)))
+
+
+def _fast(barrier, done, queue):
+    """Builds (or finds) the target set, then reads it again and again until the slow one is done."""
     try:
+        barrier.wait()
         root = train.target_root(TINY)
-        ds = pf.PennFudanDataset(root)
-        queue.put(sum(len(ds.load(i)[1]["labels"]) for i in range(len(ds))))
+        total = _count(root)
+        while not done.is_set():
+            total = _count(root)
+        queue.put(total)
     except Exception as err:
         queue.put(repr(err))
+
+
+def _slow(barrier, done, queue):
+    """Builds the same set at the same time, on a slow disk (every PNG written in two halves)."""
+    import full_fixtures as ff
+
+    try:
+        with ff.slow_png_writes():
+            barrier.wait()
+            root = train.target_root(TINY)
+        queue.put(_count(root))
+    except Exception as err:
+        queue.put(repr(err))
+    finally:
+        done.set()
 
 
 def test_two_processes_building_the_target_data_at_once(data):
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_target, args=(queue,)) for _ in range(2)]
+    barrier, done, queue = ctx.Barrier(2), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=f, args=(barrier, done, queue)) for f in (_fast, _slow)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
     assert all(isinstance(r, int) for r in results) and results[0] == results[1], results
+    assert not [p for p in data.iterdir() if p.name.startswith(".")]

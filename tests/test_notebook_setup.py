@@ -51,10 +51,9 @@ def test_a_bare_setup_is_quick_on_an_online_gpu_and_says_how_to_switch(monkeypat
 
 
 @pytest.mark.parametrize("requested, env, expected", [
-    ("Quick", "full", "quick"), (" FULL ", None, "full"), (None, " Full\n", "full"), (None, "QUICK", "quick"),
-    ("", "full", "full"), (None, "", "quick"),
+    ("Quick", "full", "quick"), (" FULL ", None, "full"), ("quick\n", "FULL", "quick"),
 ])
-def test_profile_names_are_case_insensitive_and_stripped(monkeypatch, requested, env, expected):
+def test_profile_arguments_are_read_like_course_profile(monkeypatch, requested, env, expected):
     monkeypatch.setattr(nbmod, "is_online", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     if env is None:

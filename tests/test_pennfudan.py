@@ -163,37 +163,6 @@ def test_an_interrupted_extraction_is_detected_and_redone(tmp_path, monkeypatch,
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def _write_and_read(root, barrier, queue):
-    from course_lib.datasets import shapes
-
-    samples = shapes.make_shapes(40, image_size=64, classes=shapes.TARGET_CLASSES, seed=7, max_objects=3)
-    barrier.wait()
-    try:
-        pf.write_pennfudan_layout(root, samples, shapes.TARGET_CLASSES, prefix="Shapes", exist_ok=True)
-        ds = pf.PennFudanDataset(root)
-        queue.put(sum(len(ds.load(i)[1]["labels"]) for i in range(len(ds))))
-    except Exception as err:  # reported to the parent
-        queue.put(repr(err))
-
-
-def test_two_processes_writing_the_same_data_set_at_once(tmp_path):
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork")
-    root = tmp_path / "target"
-    barrier, queue = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_write_and_read, args=(root, barrier, queue)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-    assert all(isinstance(r, int) for r in results), results
-    assert results[0] == results[1] > 0
-    assert len(pf.PennFudanDataset(root)) == 40
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-
-
 def test_write_layout_refuses_a_folder_in_use(tmp_path):
     from course_lib.datasets import shapes
 
