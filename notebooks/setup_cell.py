@@ -1,5 +1,5 @@
 # Setup (the same in every lesson): install course_lib if it is missing (as on Colab), then
-# seed everything and choose the device and the profile (quick: offline/CPU, full: online/GPU).
+# seed everything and choose the device and the profile (quick by default; COURSE_PROFILE=full).
 import os, subprocess, sys
 REPO_URL = "https://github.com/detection-course/object-detection-course"
 try:
