@@ -109,3 +109,10 @@ def test_reference_roi_pool_rounds_float64_rois_as_torchvision_does():
     feats = torch.arange(2 * 6 * 6, dtype=torch.float64).reshape(1, 2, 6, 6)
     rois = torch.tensor([[0.0, 8 - 1e-8, 8 - 1e-8, 72.0, 72.0]], dtype=torch.float64)
     assert torch.equal(roi_pool_reference(feats, rois, (2, 2), 1 / 16), roi_pool(feats, rois, (2, 2), 1 / 16))
+
+
+def test_reference_roi_pool_bins_float64_as_torchvision_does():
+    # A RoI 29 cells tall in 7 bins: float32 puts the last bin's end at ceil(29.000002) = 30.
+    feats = torch.arange(50 * 50, dtype=torch.float64).reshape(1, 1, 50, 50)
+    rois = torch.tensor([[0.0, 500.7, 0.0, 800.0, 450.8]], dtype=torch.float64)
+    assert torch.equal(roi_pool_reference(feats, rois, (7, 7), 1 / 16), roi_pool(feats, rois, (7, 7), 1 / 16))

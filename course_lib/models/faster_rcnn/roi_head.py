@@ -30,11 +30,15 @@ def _round(v: torch.Tensor) -> torch.Tensor:
     return (torch.sign(v) * torch.floor(v.abs() + 0.5)).long()
 
 
-def _bins(lo: torch.Tensor, hi: torch.Tensor, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Start and end cells (K, n) of n bins over cells lo..hi (inclusive), clipped to [0, size]."""
-    length = (hi - lo + 1).clamp(min=1).float()
+def _bins(lo: torch.Tensor, hi: torch.Tensor, n: int, size: int,
+          dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start and end cells (K, n) of n bins over cells lo..hi (inclusive), clipped to [0, size].
+
+    The bin edges are computed in `dtype`, the features' type, as torchvision's kernel does: in
+    float32, 7 * (29 / 7) is not 29, and the last bin takes one row more than in float64."""
+    length = (hi - lo + 1).clamp(min=1).to(dtype)
     step = length[:, None] / n
-    p = torch.arange(n, dtype=torch.float32, device=lo.device)
+    p = torch.arange(n, dtype=dtype, device=lo.device)
     start = torch.floor(p * step).long() + lo[:, None]
     end = torch.ceil((p + 1) * step).long() + lo[:, None]
     return start.clamp(0, size), end.clamp(0, size)
@@ -52,11 +56,12 @@ def roi_pool_reference(features: torch.Tensor, rois: torch.Tensor, output_size=(
     _check_rois(features, rois)
     ph, pw = output_size
     B, C, H, W = features.shape
-    # torchvision scales in double precision (T * double), whatever the RoIs' dtype: so do we.
-    scaled = rois[:, 1:].double() * spatial_scale
+    # torchvision computes in the features' type T, the scale included (T * T): so do we.
+    dtype = features.dtype
+    scaled = rois[:, 1:].to(dtype) * torch.tensor(spatial_scale, dtype=dtype, device=rois.device)
     x1, y1, x2, y2 = _round(scaled).unbind(1)
-    hs, he = _bins(y1, y2, ph, H)
-    ws, we = _bins(x1, x2, pw, W)
+    hs, he = _bins(y1, y2, ph, H, dtype)
+    ws, we = _bins(x1, x2, pw, W, dtype)
     empty = (he <= hs)[:, :, None] | (we <= ws)[:, None, :]              # (K, ph, pw)
     # Slices need at least one cell; bins that are really empty are zeroed at the end.
     hs, ws = hs.clamp(max=H - 1), ws.clamp(max=W - 1)
