@@ -162,6 +162,8 @@ def cmd_summarise(args) -> None:
         lines.append(f"| `{key}` | {row['better']} | {row['bound']:.3g} | {row['minimum']:.3g} / "
                      f"{row['median']:.3g} / {row['maximum']:.3g} ({row['runs']}) | {settings} |")
     lines += ["", "## Run times (seconds, whole lesson, data cached)", "",
+              "Wall-clock seconds of single runs, often with another run or other work beside them on",
+              "the same cores: upper bounds, comparable only within this table.", "",
               "| lesson | setting | min / median / max (n) |", "|---|---|---|"]
     for (lesson, s), v in sorted(seconds.items()):
         lines.append(f"| {lesson} | {s} | {min(v):.0f} / {statistics.median(v):.0f} / {max(v):.0f} ({len(v)}) |")
@@ -170,7 +172,7 @@ def cmd_summarise(args) -> None:
         lines += ["", "## Failed runs", ""]
         lines += [f"- lesson {r['lesson']}, seed {r['seed']}, {setting(r)}: {r['error']}" for r in failed]
     TABLE_MD.write_text("\n".join(lines) + "\n")
-    print(TABLE_MD.read_text())
+    print(f"wrote {TABLE} and {TABLE_MD}: {len(table)} figures from {len(ok)} runs")
 
 
 def main() -> None:
