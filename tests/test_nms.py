@@ -83,3 +83,14 @@ def test_iou_threshold_must_be_in_0_1(fn):
     assert fn(b, s, 1.0).tolist() == [0, 1, 2, 3]  # IoU > 1 never happens: nothing dropped
     assert fn(b, s, 0.0).tolist() == [0, 3]         # any overlap drops
     assert fn(b, s, np.float32(0.45)).tolist() == fn(b, s, torch.tensor(0.45)).tolist() == [0, 2, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_greedy_nms_can_keep_fewer_boxes_at_a_higher_threshold(dtype):
+    # The counter-example behind the NMS exercises of lessons 0 and 3: A suppresses B at 0.25 only,
+    # and B, left alive at 0.5, suppresses C and D.
+    boxes = np.array([[0, 4, 10, 20], [0, 0, 10, 10], [0, 0, 6, 10], [4, 0, 10, 10]], dtype=dtype)
+    scores = np.array([4, 3, 2, 1], dtype=dtype)
+    for t, kept in ((0.25, [0, 2, 3]), (0.5, [0, 1])):
+        assert nms(boxes, scores, t).tolist() == kept
+        assert tvo.nms(torch.from_numpy(boxes), torch.from_numpy(scores), t).tolist() == kept
