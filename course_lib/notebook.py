@@ -132,7 +132,12 @@ def setup(seed: int = 0, profile: str | None = None) -> Context:
     $COURSE_SEED, when set, replaces `seed`: the calibration runs (benchmarks/calibrate.py) train
     every lesson under several seeds without editing the notebooks.
     """
-    seed = int(os.environ.get("COURSE_SEED", seed))
+    env_seed = os.environ.get("COURSE_SEED", "").strip()
+    if env_seed:
+        try:
+            seed = int(env_seed)
+        except ValueError:
+            raise ValueError(f"COURSE_SEED must be a whole number, got {env_seed!r}") from None
     seed_everything(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return _context(choose_profile(profile), device, seed)

@@ -105,3 +105,9 @@ def test_glue_stores_floats_to_four_significant_digits():
     assert notebook._plain(np.float32(0.123456789)) == 0.1235
     assert notebook._plain(181.01933598375618) == 181.0
     assert notebook._plain(torch.tensor(7)) == 7 and notebook._plain("a") == "a"
+
+
+def test_a_bad_course_seed_is_named(monkeypatch):
+    monkeypatch.setenv("COURSE_SEED", "one")
+    with pytest.raises(ValueError, match="COURSE_SEED must be a whole number, got 'one'"):
+        notebook.setup()
