@@ -60,14 +60,20 @@ def check_boxes(t: torch.Tensor, name: str, fmt: str = "xyxy", ndim: int | None 
     return t
 
 
+def _unwrap_scalar(value):
+    """A one-element tensor or a 0-d array as its Python scalar; anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    return value
+
+
 def check_number(value, name: str, lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False,
                  hi_open: bool = False) -> float:
     """`value` as a float, if it is a real number in the interval from lo to hi (closed unless
     lo_open / hi_open); otherwise an error naming `name`. NaN is never in range."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    elif isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
+    value = _unwrap_scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     v = float(value)
@@ -79,10 +85,7 @@ def check_number(value, name: str, lo: float = -math.inf, hi: float = math.inf, 
 
 def check_count(value, name: str, minimum: int = 0) -> int:
     """`value` as an int, if it is a whole number >= minimum (2 or 2.0); otherwise an error naming `name`."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    elif isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
+    value = _unwrap_scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     whole = isinstance(value, numbers.Integral) or (math.isfinite(value) and value == int(value))
