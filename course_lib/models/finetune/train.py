@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ...datasets import pennfudan as pf
+from ..weights_cache import load_weights, save_weights
 from . import detector
 
 __all__ = ["LOSS_KEYS", "SamplesDataset", "loader", "fit", "predict", "source_detector", "source_classes",
@@ -145,7 +146,7 @@ def source_detector(profile: detector.DetectorProfile, device="cpu", seed: int =
     path = pretrain_cache_path(profile, seed)
     if cache and path.is_file():
         initial = {k: v.clone() for k, v in model.state_dict().items()}
-        problem = _load_cached(model, path)
+        problem = load_weights(model, path)
         if problem is None:
             return model.to(device).eval()
         print(f"course_lib: the cached source detector {path} cannot be loaded ({problem}); training it again")
@@ -157,38 +158,8 @@ def source_detector(profile: detector.DetectorProfile, device="cpu", seed: int =
     fit(model, data, profile.pretrain_iters, profile.lr, profile.momentum, profile.weight_decay,
         profile.lr_step, profile.lr_gamma, device=device, seed=seed, desc="pre-train (source)")
     if cache:
-        from ...datasets._atomic import clean_stale, temp_path
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale(path)
-        tmp = temp_path(path, ".part")
-        try:
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_weights(model, path)
     return model.eval()
-
-
-def _load_cached(model, path: Path) -> str | None:
-    """Load the state dict at `path` into `model`; None if it worked, else what went wrong."""
-    import pickle
-    import zipfile
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        return f"truncated or corrupt: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        return "not a state dict"
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        return f"NaN or infinite values in {bad[0]}"
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        return f"not a state dict of this model ({str(err).splitlines()[0]})"
-    return None
 
 
 def source_classes(profile: detector.DetectorProfile) -> tuple[str, ...]:
