@@ -12,7 +12,7 @@ import torch
 
 from ._arrays import as_float, check_boxes, check_number, to_torch
 
-__all__ = ["encode", "decode", "tanh_decode", "DEFAULT_CLAMP"]
+__all__ = ["encode", "decode", "tanh_decode", "tanh_reach", "DEFAULT_CLAMP"]
 
 # torchvision's bbox_xform_clip: a box may grow at most 1000/16 times its anchor per side.
 DEFAULT_CLAMP = math.log(1000.0 / 16)
@@ -110,3 +110,32 @@ def tanh_decode(activations, anchors):
     centre = a[:, :2] + s[..., :2] / 2 * a[:, 2:]
     size = (s[..., 2:] / 2 + 1) * a[:, 2:]
     return back(torch.cat([centre - size / 2, centre + size / 2], dim=-1))
+
+
+def tanh_reach(boxes, anchors):
+    """How close tanh_decode can bring each anchor's box to each object: (G, A) IoU.
+
+    boxes: (G, 4) `xyxy` objects; anchors: (A, 4) `cxcywh`; both normalised (or both pixels).
+    For every pair, the decoded box is the one tanh_decode gets nearest to the object: its centre
+    clamped to the anchor's reach (at most half the anchor's size away) and its sides to
+    (0.5, 1.5) times the anchor's. That is the best box the anchor can output whenever the
+    object's centre lies within its reach, and a lower bound of the best otherwise; tanh only
+    approaches the limits, so the IoU is a supremum. Returns (G, A) IoU; torch in -> torch out.
+    """
+    from .boxes import box_convert
+
+    b_in, back = to_torch(boxes, "boxes")
+    a, _ = to_torch(anchors, "anchors")
+    b = check_boxes(b_in, "boxes", "xyxy").to(torch.float64)
+    a = check_boxes(a, "anchors", "cxcywh").to(torch.float64)
+    g = box_convert(b, "xyxy", "cxcywh")[:, None]                  # (G, 1, 4)
+    centre = torch.minimum(torch.maximum(g[..., :2], a[:, :2] - a[:, 2:] / 2), a[:, :2] + a[:, 2:] / 2)
+    size = torch.minimum(torch.maximum(g[..., 2:], a[:, 2:] / 2), a[:, 2:] * 1.5)
+    # the object and its nearest box share the centre on every axis where it is reachable
+    lt = torch.maximum(g[..., :2] - g[..., 2:] / 2, centre - size / 2)
+    rb = torch.minimum(g[..., :2] + g[..., 2:] / 2, centre + size / 2)
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    union = g[..., 2:].prod(-1) + size.prod(-1) - inter
+    iou = inter / union.clamp(min=torch.finfo(union.dtype).tiny)
+    dtype = b_in.dtype if b_in.is_floating_point() else torch.float32
+    return back(iou.to(dtype))

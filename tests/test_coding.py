@@ -85,3 +85,33 @@ def test_coding_weights_must_be_four_positive_numbers(weights):
 def test_decode_clamp_must_be_a_number():
     with pytest.raises(ValueError, match="clamp"):
         decode(np.zeros((1, 4)), np.array([[0, 0, 10, 10.0]]), clamp=float("nan"))
+
+
+def test_tanh_reach_bounds_every_decoded_box_and_is_reached():
+    from course_lib.coding import tanh_decode, tanh_reach
+    from course_lib.boxes import box_iou
+
+    g = torch.Generator().manual_seed(0)
+    anchors = torch.cat([torch.rand(6, 2, generator=g), 0.1 + 0.4 * torch.rand(6, 2, generator=g)], 1)
+    centres = anchors[:, :2] + (torch.rand(6, 2, generator=g) - 0.5) * anchors[:, 2:]   # within reach
+    sizes = anchors[:, 2:] * torch.exp(torch.randn(6, 2, generator=g))
+    boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], 1).to(torch.float64)
+    reach = tanh_reach(boxes, anchors.double())
+    assert reach.shape == (6, 6) and reach.dtype == torch.float64
+    acts = torch.randn(20000, 6, 4, generator=g, dtype=torch.float64) * 2
+    decoded = tanh_decode(acts, anchors.double())                            # (20000, 6, 4) xyxy
+    gc = box_convert(boxes, "xyxy", "cxcywh")
+    a = anchors.double()
+    s_centre = ((gc[:, :2] - a[:, :2]) / (a[:, 2:] / 2)).clamp(-1, 1)
+    s_size = (2 * (gc[:, 2:] / a[:, 2:] - 1)).clamp(-1, 1)
+    nearest = tanh_decode(torch.atanh(torch.cat([s_centre, s_size], 1) * (1 - 1e-12))[None], a)[0]
+    for j in range(6):
+        assert box_iou(boxes[j:j + 1], decoded[:, j]).max() <= reach[j, j] + 1e-9   # nothing beats it
+        assert box_iou(boxes[j:j + 1], nearest[j:j + 1]).item() == pytest.approx(reach[j, j].item(), abs=1e-6)
+    # an object the anchor can fit exactly, and one twice the largest size the anchor can reach
+    a = torch.tensor([[0.5, 0.5, 0.2, 0.2]])
+    fit_exactly = torch.tensor([[0.42, 0.42, 0.62, 0.62]])
+    too_big = torch.tensor([[0.2, 0.2, 0.8, 0.8]])
+    assert tanh_reach(fit_exactly, a).item() == pytest.approx(1.0)
+    assert tanh_reach(too_big, a).item() == pytest.approx((0.3 / 0.6) ** 2)
+    assert tanh_reach(fit_exactly.numpy(), a.numpy()).dtype == np.float32
