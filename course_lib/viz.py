@@ -60,11 +60,12 @@ def draw_boxes(ax, boxes, labels=None, scores=None, class_names=None, color=None
 
     boxes: (N, 4) pixels in `fmt` ('xyxy', 'yxyx', 'xywh' or 'cxcywh'), NumPy or torch.
     labels: optional (N,) class indices (colour and name); scores: optional (N,) floats.
-    A label "name 0.87" (or just one of the two) goes at each box's top-left corner: above
-    the box, or inside it when the box touches the top of the image. color: one colour for
+    A label "name 0.87" (or just one of the two) goes at a corner of its box where it overlaps
+    no other label of `ax` (above the top-left corner when there is room); a label that fits
+    nowhere is left out, so labels never print over each other. color: one colour for
     all boxes (default: the palette colour of each label, else the first palette colour).
-    Returns the list of Rectangle patches added (one per box); adds one text per box when
-    labels or scores are given.
+    Returns the list of Rectangle patches added (one per box); adds at most one text per box
+    when labels or scores are given.
     """
     xyxy = _xyxy(boxes, fmt)
     labels, scores = _numpy(labels), _numpy(scores)
@@ -73,23 +74,51 @@ def draw_boxes(ax, boxes, labels=None, scores=None, class_names=None, color=None
         if value is not None and len(value.reshape(-1)) != n:
             raise ValueError(f"{arg} must have shape ({n},) to match boxes, got {value.shape}")
     outline = [pe.Stroke(linewidth=linewidth + 2, foreground="black", alpha=0.8), pe.Normal()]
-    (left, right), (bottom, top) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
-    # data units per point of text, to keep labels inside the axes
-    scale = (right - left) / max(ax.get_window_extent().width * 72 / ax.figure.dpi, 1)
     patches = []
     for i, (x1, y1, x2, y2) in enumerate(xyxy):
         c = color or (class_color(labels[i]) if labels is not None else PALETTE[0])
         rect = Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=c, linewidth=linewidth,
                          path_effects=outline)
         patches.append(ax.add_patch(rect))
-        text = _label_text(i, labels, scores, class_names)
-        if text is not None:
-            width, height = 0.62 * fontsize * len(text) * scale, 1.4 * fontsize * scale
-            inside = y1 - bottom < height  # no room above the box: put the label inside it
-            ax.text(max(left, min(x1, right - width)), y1, text, color="white", fontsize=fontsize,
-                    va="top" if inside else "bottom", ha="left", clip_on=True,
-                    bbox=dict(facecolor="black", alpha=0.6, edgecolor="none", pad=1.0))
+    texts = [_label_text(i, labels, scores, class_names) for i in range(n)]
+    if any(t is not None for t in texts):
+        _place_labels(ax, xyxy, texts, fontsize)
     return patches
+
+
+def _place_labels(ax, xyxy: np.ndarray, texts: list, fontsize: float) -> None:
+    """Put each text at a corner of its box where it overlaps no label already on `ax`.
+
+    Tried in turn: above the top-left corner, inside it, below the bottom-left corner, inside
+    it, then further down; a label that fits nowhere inside the axes is left out. Extents are
+    measured by the figure's renderer, so the rule holds for any font and size.
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    to_data = ax.transData.inverted()
+    (left, right), (bottom, top) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+    axes_box = ax.get_window_extent(renderer)
+    taken = [t.get_window_extent(renderer) for t in ax.texts if t.get_visible()]
+    for (x1, y1, x2, y2), text in zip(xyxy, texts):
+        if text is None:
+            continue
+        artist = ax.text(x1, y1, text, color="white", fontsize=fontsize, ha="left", va="bottom",
+                         clip_on=True, bbox=dict(facecolor="black", alpha=0.6, edgecolor="none", pad=1.0))
+        extent = artist.get_window_extent(renderer)
+        (w, h) = np.abs(to_data.transform([extent.x1, extent.y1]) - to_data.transform([extent.x0, extent.y0]))
+        x = max(left, min(x1, right - w))
+        # y grows downwards on an image: each candidate is the label's top edge
+        candidates = [y1 - h, y1, y2, y2 - h] + [y2 + k * h for k in range(1, 8)]
+        for y in candidates:
+            if y < bottom - 1e-9 or y + h > top + 1e-9:
+                continue
+            artist.set_position((x, y + h))
+            box = artist.get_window_extent(renderer)
+            inside = box.x0 >= axes_box.x0 - 1 and box.x1 <= axes_box.x1 + 1
+            if inside and not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                break
+        else:
+            artist.remove()
 
 
 def show_image(ax, image):
@@ -144,6 +173,39 @@ def show_grid(images, boxes=None, labels=None, scores=None, class_names=None, nc
                        linewidth=1.5)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions(images, preds, gts, class_names=None, min_score: float = 0.3, ncols: int = 6,
+                     size: float = 2.2):
+    """Detections above the ground truth of the same images, so that every error can be read off.
+
+    images: a sequence of n images (see show_image); preds: n dicts with boxes (K, 4) `xyxy`
+    pixels, scores (K,) and labels (K,); gts: n dicts with boxes (G, 4) `xyxy` pixels and
+    labels (G,). Only detections scoring above min_score are drawn. Rows come in pairs:
+    detections, then the ground truth below them. Returns the matplotlib Figure.
+    """
+    n = len(images)
+    if len(preds) != n or len(gts) != n:
+        raise ValueError(f"preds and gts must have one entry per image ({n}), got {len(preds)} and {len(gts)}")
+    ncols = max(1, min(ncols, n))
+    pairs = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(2 * pairs, ncols, figsize=(ncols * size, 2 * pairs * size), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i in range(n):
+        top, below = axes[2 * (i // ncols), i % ncols], axes[2 * (i // ncols) + 1, i % ncols]
+        keep = _numpy(preds[i]["scores"]) > min_score
+        for ax, boxes, labels, scores in (
+                (top, _numpy(preds[i]["boxes"])[keep], _numpy(preds[i]["labels"])[keep],
+                 _numpy(preds[i]["scores"])[keep]),
+                (below, gts[i]["boxes"], gts[i]["labels"], None)):
+            show_image(ax, images[i])
+            draw_boxes(ax, boxes, labels, scores, class_names, linewidth=1.5)
+        if i % ncols == 0:
+            top.set_title(f"detected (score > {min_score:g})", fontsize=9, loc="left")
+            below.set_title("ground truth", fontsize=9, loc="left")
     fig.tight_layout()
     return fig
 

@@ -49,7 +49,29 @@ def test_draw_boxes_without_labels_and_other_formats(ax):
 def test_labels_stay_inside_the_image(ax):
     viz.draw_boxes(ax, np.array([[35.0, 0.0, 40.0, 5.0]]), labels=[0], class_names=("a_long_class_name",))
     (text,) = ax.texts
-    assert text.get_position()[0] < 35 and text.get_va() == "top"
+    renderer = ax.figure.canvas.get_renderer()
+    box, frame = text.get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert text.get_position()[0] < 35
+    assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1 and frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1
+
+
+@pytest.mark.parametrize("fontsize", [7, 14])
+def test_labels_never_overprint(ax, fontsize):
+    """Many labelled boxes on one spot (duplicates of one object, as before NMS): every label that
+    is drawn overlaps no other, and those that fit nowhere are left out."""
+    rng = np.random.default_rng(0)
+    boxes = np.array([12.0, 12.0, 26.0, 26.0]) + rng.uniform(-2, 2, (12, 4))
+    viz.draw_boxes(ax, boxes, labels=rng.integers(0, 3, 12), scores=rng.random(12),
+                   class_names=("circle", "square", "triangle"), fontsize=fontsize)
+    viz.draw_boxes(ax, boxes[:3] + 1, labels=[0, 1, 2], class_names=("circle", "square", "triangle"),
+                   fontsize=fontsize)                            # a second call respects the first one's labels
+    renderer = ax.figure.canvas.get_renderer()
+    extents = [t.get_window_extent(renderer) for t in ax.texts]
+    assert 2 <= len(extents) < 15
+    for i, a in enumerate(extents):
+        for b in extents[i + 1:]:
+            assert not a.overlaps(b)
+    assert len(ax.patches) == 15                               # every box is still drawn
 
 
 def test_draw_boxes_bad_input(ax):
@@ -114,3 +136,17 @@ def test_draw_masks(ax):
         viz.draw_masks(ax, np.zeros((40, 40), bool))
     with pytest.raises(ValueError, match="labels"):
         viz.draw_masks(ax, masks, labels=[1])
+
+
+def test_show_predictions_pairs_detections_with_ground_truth():
+    images = [np.zeros((40, 40, 3), np.uint8)] * 3
+    preds = [dict(boxes=BOXES, scores=np.array([0.9, 0.2, 0.5]), labels=np.array([0, 1, 2]))] * 3
+    gts = [dict(boxes=BOXES[:2], labels=np.array([0, 1]))] * 3
+    fig = viz.show_predictions(images, preds, gts, class_names=("a", "b", "c"), ncols=2)
+    axes = fig.axes
+    assert len(axes) == 8                                   # 2 pairs of rows x 2 columns
+    assert [len(ax.patches) for ax in axes] == [2, 2, 2, 2, 2, 0, 2, 0]   # scores > 0.3 above, truth below
+    assert axes[0].get_title(loc="left").startswith("detected") and axes[2].get_title(loc="left") == "ground truth"
+    with pytest.raises(ValueError, match="gts"):
+        viz.show_predictions(images, preds, gts[:2])
+    plt.close(fig)
