@@ -79,14 +79,18 @@ def machine() -> dict:
     return info
 
 
-def run_one(lesson: str, seed: int, threads: int, device: str) -> dict:
-    """One lesson under one setting, in a fresh Python process."""
+def run_one(lesson: str, seed: int, threads: int, device: str, own_data: bool = False) -> dict:
+    """One lesson under one setting, in a fresh Python process; with own_data, in an empty
+    COURSE_DATA of its own, so that everything the lesson caches (data, pretrained weights) is
+    made again under that setting."""
     env = dict(os.environ, COURSE_SEED=str(seed), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     with tempfile.TemporaryDirectory() as tmp:
         env["COURSE_RECORD"] = record = str(Path(tmp) / "figures.jsonl")
+        if own_data:
+            env["COURSE_DATA"] = str(Path(tmp) / "data")
         out = Path(tmp) / "result.json"
         proc = subprocess.run([sys.executable, __file__, "child", str(lesson_path(lesson)), str(out)],
                               env=env, cwd=ROOT / "notebooks", capture_output=True, text=True)
@@ -94,14 +98,14 @@ def run_one(lesson: str, seed: int, threads: int, device: str) -> dict:
             "error": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
         figures = [json.loads(line) for line in Path(record).read_text().splitlines()] \
             if Path(record).exists() else []
-    result.update(lesson=lesson, seed=seed, threads=threads, device=device,
+    result.update(lesson=lesson, seed=seed, threads=threads, device=device, own_data=own_data,
                   figures={f["key"]: f["value"] for f in figures},
                   better={f["key"]: f["better"] for f in figures})
     return result
 
 
 def cmd_run(args) -> None:
-    jobs = [(lesson, seed, threads, args.device) for threads in args.threads
+    jobs = [(lesson, seed, threads, args.device, args.own_data) for threads in args.threads
             for seed in args.seeds for lesson in args.lessons]
     info = machine() if args.device != "cpu" else {**machine(), "gpu": None}
 
@@ -189,6 +193,8 @@ def main() -> None:
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     run.add_argument("--jobs", type=int, default=1, help="lessons run at once")
     run.add_argument("--out", default=str(RUNS))
+    run.add_argument("--own-data", action="store_true",
+                     help="each run in an empty COURSE_DATA: caches (pretrained weights) made again")
     summ = sub.add_parser("summarise", help="turn the runs into bands")
     summ.add_argument("--out", default=str(RUNS))
     args = parser.parse_args()

@@ -82,6 +82,12 @@ def test_describe_quotes_median_and_range(monkeypatch):
     monkeypatch.setattr(calibration, "load_table",
                         lambda path=None: {"k": Band("k", "higher", 0.66, 0.72, 0.76, 10, 0.61)})
     assert calibration.describe("k") == "0.72 (0.66 to 0.76 over 10 runs)"
+    monkeypatch.delenv("COURSE_RECORD", raising=False)
+    with pytest.raises(KeyError, match="calibrate.py"):
+        calibration.describe("lesson9.new")
+    monkeypatch.setenv("COURSE_RECORD", "figures.jsonl")   # the run that calibrates it goes on
+    assert calibration.describe("lesson9.new") == "(not calibrated yet)"
+    assert calibration.describe("k") == "0.72 (0.66 to 0.76 over 10 runs)"
 
 
 def test_glue_returns_its_value_and_is_silent_outside_a_kernel(capsys):
