@@ -8,6 +8,7 @@ from course_lib.boxes import box_convert, box_iou
 from course_lib.matching import FORCED, ssd_match
 from course_lib.models import ssd
 from course_lib.models.ssd.loss import match_batch, match_targets, single_object_loss, ssd_loss
+from course_lib.models.ssd.pretrain import pretrained_backbone
 
 C = 3  # classes in these tests; background is index C
 
@@ -166,7 +167,7 @@ def test_bad_shapes_raise():
         ssd_loss(torch.zeros(1, 189, C + 1), torch.zeros(1, 21, 4), torch.zeros(1, 0, 4),
                  torch.zeros(1, 0, dtype=torch.int64), anchors)
     with pytest.raises(ValueError, match="backbone"):
-        ssd.make_backbone("vgg")
+        pretrained_backbone("vgg")
     with pytest.raises(ValueError, match="fmt"):
         ssd.ssd_anchors(fmt="xywh")
 

@@ -9,6 +9,7 @@ from torch import nn
 from course_lib import notebook
 from course_lib.datasets import voc
 from course_lib.models import ssd
+from course_lib.models.ssd.pretrain import pretrained_backbone
 from course_lib.models.ssd.profile import FULL, QUICK, get_profile, load_split, stack_detection
 from course_lib.train import TensorLoader, fit
 
@@ -66,7 +67,7 @@ def test_full_profile_fails_fast_offline(tmp_path, monkeypatch):
     with pytest.raises(notebook.OfflineError, match="Pascal VOC 2007"):
         load_split(FULL, "train")
     with pytest.raises(notebook.OfflineError, match="ResNet-34"):
-        ssd.make_backbone(FULL.backbone)
+        pretrained_backbone(FULL.backbone)
     assert time.monotonic() - start < 30  # no download attempt, no network timeout
 
 

@@ -15,8 +15,8 @@ from ...anchors import grid_anchors_normalized
 from ...boxes import box_convert
 from ..normalize import ImageNetNormalize
 
-__all__ = ["conv_block", "OutputBlock", "SingleGridHead", "MultiScaleHead", "DenseHead", "Detector",
-           "small_backbone", "resnet34_backbone", "make_backbone", "ssd_anchors", "MULTI_SCALE"]
+__all__ = ["conv_block", "OutputBlock", "SingleGridHead", "MultiScaleHead", "DenseHead", "PresenceHead",
+           "Detector", "small_backbone", "resnet34_backbone", "ssd_anchors", "MULTI_SCALE"]
 
 # The anchors of the lesson's multi-scale head: 3 grids x 3 zooms x 3 (width, height) ratios.
 MULTI_SCALE = dict(grids=(4, 2, 1), zooms=(0.75, 1.0, 1.3), ratios=((1.0, 1.0), (1.0, 0.5), (0.5, 1.0)))
@@ -103,6 +103,22 @@ class DenseHead(nn.Module):
         return self.body(x)
 
 
+class PresenceHead(nn.Module):
+    """Which classes an image holds: a conv block, a 1x1 conv to C logits per cell, then the
+    maximum over the cells (an image holds a class when one of its cells does).
+
+    (B, c_in, H, W) -> (B, num_classes) logits.
+    """
+
+    def __init__(self, c_in: int, num_classes: int, width: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(conv_block(c_in, width, 1, 0.0), nn.Conv2d(width, num_classes, 1),
+                                  nn.AdaptiveMaxPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.body(x)
+
+
 class Detector(nn.Module):
     """backbone followed by head: images (B, 3, S, S) in [0, 1] -> whatever the head returns."""
 
@@ -147,15 +163,6 @@ def resnet34_backbone() -> nn.Sequential:
     net = nn.Sequential(ImageNetNormalize(), *list(body.children())[:-2])
     net.out_channels = 512
     return net
-
-
-def make_backbone(name: str) -> nn.Module:
-    """'small' (from scratch, quick profile) or 'resnet34' (ImageNet weights, full profile)."""
-    if name == "small":
-        return small_backbone()
-    if name == "resnet34":
-        return resnet34_backbone()
-    raise ValueError(f"backbone must be 'small' or 'resnet34', got {name!r}")
 
 
 def ssd_anchors(grids=(4,), zooms=(1.0,), ratios=((1.0, 1.0),), fmt: str = "cxcywh") -> torch.Tensor:

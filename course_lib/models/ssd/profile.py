@@ -1,7 +1,8 @@
 """What changes between the `quick` and `full` runs of lesson 2, and the data as in-memory tensors.
 
-quick: the synthetic shapes (course_lib.datasets.shapes) at 128 px, a small CNN from scratch.
-full: Pascal VOC 2007 at 224 px, an ImageNet ResNet-34. The heads and the lesson code are the same.
+quick: the synthetic shapes (course_lib.datasets.shapes) at 128 px, a small CNN pretrained on other
+shape images (pretrain.py). full: Pascal VOC 2007 at 224 px, an ImageNet ResNet-34. The heads and
+the lesson code are the same.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ __all__ = ["SSDProfile", "QUICK", "FULL", "get_profile", "DetectionTensors", "st
 
 @dataclass(frozen=True)
 class SSDProfile:
-    """data: 'shapes' or 'voc2007'; image_size: pixels per side; backbone: 'small' or 'resnet34';
-    epochs: {training name: epochs} for 'single', 'multilabel', 'grid', 'multi' and 'focal' (the focal
-    model continues from the trained multi-scale BCE model);
+    """data: 'shapes' or 'voc2007'; image_size: pixels per side; backbone: 'small' or 'resnet34'
+    (pretrain.pretrained_backbone); epochs: {training name: epochs} for 'single', 'multilabel'
+    (heads on the frozen backbone), 'grid', 'multi' (BCE) and 'focal' (the same model and start
+    as 'multi', with the focal loss; equal epochs make the comparison fair);
     batch_size, lr: of every training; threshold: the IoU above which an anchor is positive (the SSD
     paper uses 0.5; the fastai course's 0.4 gives the coarse 4x4 / 2x2 / 1x1 grids about twice the
     positives per object); head_width, dropout: channels and dropout of the heads' conv blocks
-    (no dropout in quick: its short from-scratch trainings underfit, and dropout slows them down);
+    (no dropout in quick: its short trainings underfit, and dropout slows them down);
     symmetries: the flips of the augmentation (8: all, for shapes; 2: horizontal only, for photographs);
     n_train, n_test, classes, max_objects, style: shapes only (see course_lib.datasets.shapes)."""
 
@@ -44,7 +46,7 @@ class SSDProfile:
     style: str = "cluttered"
 
 
-QUICK = SSDProfile("quick", "shapes", 128, "small", dict(single=2, multilabel=2, grid=3, multi=10, focal=10),
+QUICK = SSDProfile("quick", "shapes", 128, "small", dict(single=12, multilabel=4, grid=4, multi=10, focal=10),
                    batch_size=16, lr=6e-3, dropout=0.0, n_train=1000, n_test=200,
                    classes=("circle", "square", "triangle"), max_objects=3, style="plain")
 FULL = SSDProfile("full", "voc2007", 224, "resnet34", dict(single=10, multilabel=10, grid=20, multi=30, focal=30),
