@@ -69,6 +69,7 @@ def test_pretraining_is_deterministic_and_cached(tmp_path, monkeypatch, capsys):
     torch.set_num_threads(1)
     first = pretrained_backbone("small", config=TINY)
     path = pretrain.pretrain_cache_path(TINY)
+    assert not first.training and not pretrained_backbone("small", config=TINY).training   # trained, loaded
     assert path.is_file() and path.parent == tmp_path / "ssd_backbone"
     again, _ = pretrain.pretrain_small_backbone(TINY)         # trained again, not read from the cache
     for (k, a), b in zip(first.state_dict().items(), again.state_dict().values()):

@@ -123,10 +123,12 @@ def pretrained_backbone(name: str, device="cpu", config: PretrainConfig = PRETRA
 
     name: 'small' (quick: pretrain_small_backbone(config), loaded from the cache when present,
     else trained and saved there; an unusable cache file is named in one line and replaced) or
-    'resnet34' (full: ImageNet weights, model.resnet34_backbone). Returns it on `device`.
+    'resnet34' (full: ImageNet weights, model.resnet34_backbone). Returns it on `device`, in eval
+    mode whichever way it was obtained (BatchNorm then uses its running statistics until a
+    training loop switches it to train mode).
     """
     if name == "resnet34":
-        return resnet34_backbone().to(device)
+        return resnet34_backbone().to(device).eval()
     if name != "small":
         raise ValueError(f"backbone must be 'small' or 'resnet34', got {name!r}")
     path = pretrain_cache_path(config)
@@ -134,12 +136,12 @@ def pretrained_backbone(name: str, device="cpu", config: PretrainConfig = PRETRA
         backbone = small_backbone(config.width)
         problem = load_weights(backbone, path)
         if problem is None:
-            return backbone.to(device)
+            return backbone.to(device).eval()
         print(f"course_lib: the cached backbone {path} cannot be loaded ({problem}); training it again")
     backbone, _ = pretrain_small_backbone(config, device)
     if cache:
         save_weights(backbone, path)
-    return backbone.to(device)
+    return backbone.to(device).eval()
 
 
 def freeze(module: nn.Module) -> nn.Module:
